@@ -1,0 +1,75 @@
+"""The verifier ⇄ issuer contract (DESIGN.md, "The contract"), in one place.
+
+Both services import these names; neither spells a key, channel, claim or header itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# --- Tokens (RFC 9068 access tokens, also used as the browser session token) ---
+
+#: JOSE `typ` values accepted for access tokens. RFC 9068 §2.1 registers `at+jwt`;
+#: §4 says `application/at+jwt` is the same media type spelled in full.
+ACCESS_TOKEN_TYP: Final = "at+jwt"  # noqa: S105 - a media type, not a secret
+ACCESS_TOKEN_TYPS: Final = frozenset({"at+jwt", "application/at+jwt"})
+
+#: Claims every access token and session token must carry: RFC 9068 §2.2 plus `sid`.
+REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "sid")
+
+#: Algorithms the issuer may sign with and a verifier may be told to accept. Only
+#: asymmetric ones: a verifier holds public keys, and HMAC "keyed with the public key"
+#: is the classic algorithm-confusion attack.
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+DEFAULT_ALGORITHMS: Final = ("EdDSA", "ES256")
+
+#: What a `sid` looks like: URL-safe base64 characters, at most 128 of them. The
+#: verifier refuses any other; it also bounds what reaches a Redis key name.
+SID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+#: Where the issuer publishes its signing keys, relative to its base URL.
+JWKS_PATH: Final = "/.well-known/jwks.json"
+
+# --- Sessions in Redis ---
+
+#: A session is alive iff the hash `authgate:session:{sid}` exists; its TTL is the
+#: session's remaining lifetime.
+SESSION_KEY_PREFIX: Final = "authgate:session:"
+
+#: On any change to a session the issuer publishes its sid here.
+SESSION_EVENTS_CHANNEL: Final = "authgate:session-events"
+
+#: Fields of the session hash. `roles` is space-separated; `scope` is space-separated
+#: (RFC 6749 §3.3).
+SESSION_FIELD_SUB: Final = "sub"
+SESSION_FIELD_ROLES: Final = "roles"
+SESSION_FIELD_SCOPE: Final = "scope"
+SESSION_FIELD_EMAIL: Final = "email"
+SESSION_FIELD_NAME: Final = "name"
+
+
+def session_key(sid: str) -> str:
+    """The Redis key of the session `sid`."""
+    return SESSION_KEY_PREFIX + sid
+
+
+# --- Identity headers (verifier → nginx → upstream) ---
+
+HEADER_USER: Final = "X-Auth-User"
+HEADER_EMAIL: Final = "X-Auth-Email"
+HEADER_NAME: Final = "X-Auth-Name"
+HEADER_ROLES: Final = "X-Auth-Roles"
+HEADER_SCOPES: Final = "X-Auth-Scopes"
+HEADER_SESSION: Final = "X-Auth-Session"
+
+#: Session field each identity header is copied from (X-Auth-Session carries the sid).
+IDENTITY_HEADERS: Final = (
+    (HEADER_USER, SESSION_FIELD_SUB),
+    (HEADER_EMAIL, SESSION_FIELD_EMAIL),
+    (HEADER_NAME, SESSION_FIELD_NAME),
+    (HEADER_ROLES, SESSION_FIELD_ROLES),
+    (HEADER_SCOPES, SESSION_FIELD_SCOPE),
+)

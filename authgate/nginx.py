@@ -1,0 +1,106 @@
+"""Render the project's nginx templates and run nginx from them on one machine.
+
+Used by `bin/demo`, the tests and the benchmark, so all three run the nginx config that
+ships in `nginx/`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
+_PLACEHOLDER = re.compile(r"\$\{(AUTHGATE_[A-Z0-9_]+)\}")
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill `${AUTHGATE_*}` placeholders; a placeholder without a value is an error."""
+    missing = sorted({m for m in _PLACEHOLDER.findall(template) if m not in values})
+    if missing:
+        raise ValueError(f"no value for {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if found is None:
+        raise FileNotFoundError("nginx is not installed (bin/setup installs it)")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
+    """Poll until something accepts on 127.0.0.1:`port` (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on 127.0.0.1:{port}") from None
+            time.sleep(0.02)
+
+
+class Nginx:
+    """nginx running in the foreground from a rendered config in `runtime`."""
+
+    def __init__(self, runtime: Path, template: Path, values: Mapping[str, str]) -> None:
+        self.runtime = runtime
+        runtime.mkdir(parents=True, exist_ok=True)
+        snippets = runtime / "authgate"
+        if not snippets.exists():
+            snippets.symlink_to(NGINX_DIR / "authgate", target_is_directory=True)
+        self.conf = runtime / "nginx.conf"
+        rendered = render(template.read_text(), {"AUTHGATE_NGINX_RUNTIME": str(runtime), **values})
+        self.conf.write_text(rendered)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def check(self) -> None:
+        """`nginx -t`: raise with nginx's own message when the config is rejected."""
+        result = subprocess.run(
+            [nginx_binary(), "-t", "-p", str(self.runtime), "-c", str(self.conf)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"nginx rejected {self.conf}:\n{result.stderr}")
+
+    def start(self, port: int) -> None:
+        self.check()
+        self.process = subprocess.Popen(
+            [nginx_binary(), "-p", str(self.runtime), "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(port, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def error_log(self) -> str:
+        path = self.runtime / "error.log"
+        return path.read_text() if path.exists() else ""

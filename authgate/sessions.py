@@ -1,0 +1,58 @@
+"""Writing sessions to Redis as the contract defines them (the issuer's side).
+
+`write_session` creates or replaces a session; `end_session` deletes it; both publish the
+sid on the session-events channel so every verifier drops its cached copy at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .contract import (
+    SESSION_EVENTS_CHANNEL,
+    SESSION_FIELD_EMAIL,
+    SESSION_FIELD_NAME,
+    SESSION_FIELD_ROLES,
+    SESSION_FIELD_SCOPE,
+    SESSION_FIELD_SUB,
+    session_key,
+)
+
+
+async def write_session(
+    redis: aioredis.Redis,
+    sid: str,
+    *,
+    sub: str,
+    ttl: float,
+    roles: Iterable[str] = (),
+    scope: str = "",
+    email: str = "",
+    name: str = "",
+) -> None:
+    """Create or replace session `sid`, alive for `ttl` seconds, and announce the change."""
+    fields: dict[Any, str] = {  # Any: redis-py types its mapping keys invariantly
+        SESSION_FIELD_SUB: sub,
+        SESSION_FIELD_ROLES: " ".join(sorted(roles)),
+        SESSION_FIELD_SCOPE: scope,
+        SESSION_FIELD_EMAIL: email,
+        SESSION_FIELD_NAME: name,
+    }
+    key = session_key(sid)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)
+        pipe.pexpire(key, int(ttl * 1000))
+        pipe.publish(SESSION_EVENTS_CHANNEL, sid)
+        await pipe.execute()
+
+
+async def end_session(redis: aioredis.Redis, sid: str) -> None:
+    """Delete session `sid` and announce it: verifiers refuse it from then on."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(session_key(sid))
+        pipe.publish(SESSION_EVENTS_CHANNEL, sid)
+        await pipe.execute()

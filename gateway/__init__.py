@@ -1,0 +1,1 @@
+"""authgate gateway: declarative Kong config tool (not built yet: issue 5)."""

@@ -1,0 +1,243 @@
+"""Real servers for the tests: a JWKS endpoint, an echo upstream, verifier processes.
+
+Everything here listens on loopback and is driven over real sockets; readiness is
+polled, never slept for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from authgate.nginx import free_port, wait_for_port
+from authgate.sessions import end_session, write_session
+from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+
+ISSUER = "https://issuer.authgate.test"
+AUDIENCE = "authgate-tests"
+CLIENT_ID = "tests"
+LOGIN_URL = "https://issuer.authgate.test/login"
+REPO = Path(__file__).resolve().parent.parent
+POLICY_FILE = REPO / "nginx" / "example-policy.yml"
+
+
+class _Server:
+    """A ThreadingHTTPServer on a free loopback port, run in a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class JwksServer(_Server):
+    """The issuer's `/.well-known/jwks.json` as a verifier sees it, with fault switches."""
+
+    def __init__(self) -> None:
+        self.keys: list[SigningKey] = []
+        self.requests = 0
+        self.delay = 0.0
+        self.fail_status: int | None = None
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with outer.lock:
+                    outer.requests += 1
+                    delay, status, keys = outer.delay, outer.fail_status, list(outer.keys)
+                if delay:
+                    time.sleep(delay)
+                body = b"unavailable" if status else json.dumps(jwks(keys)).encode()
+                self.send_response(status or 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+    @property
+    def jwks_url(self) -> str:
+        return self.url + "/.well-known/jwks.json"
+
+    def publish(self, keys: Iterable[SigningKey]) -> None:
+        with self.lock:
+            self.keys = list(keys)
+
+    def reset(self, keys: Iterable[SigningKey]) -> None:
+        with self.lock:
+            self.keys, self.requests, self.delay, self.fail_status = list(keys), 0, 0.0, None
+
+
+class EchoUpstream(_Server):
+    """The protected service: answers every request with the headers it received."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _echo(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                body = json.dumps(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": [[k.lower(), v] for k, v in self.headers.items()],
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _echo
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def verifier_env(jwks_url: str, redis_url: str, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+    env.update(
+        AUTHGATE_ISSUER=ISSUER,
+        AUTHGATE_AUDIENCE=AUDIENCE,
+        AUTHGATE_JWKS_URL=jwks_url,
+        AUTHGATE_REDIS_URL=redis_url,
+        AUTHGATE_POLICY_FILE=str(POLICY_FILE),
+        AUTHGATE_LOGIN_URL=LOGIN_URL,
+        AUTHGATE_SESSION_COOKIE="authgate_session",
+        AUTHGATE_LOG_LEVEL="INFO",
+    )
+    env.update(overrides)
+    return env
+
+
+def verifier_command() -> str:
+    return str(Path(sys.executable).parent / "authgate-verifier")
+
+
+class VerifierProcess:
+    """`authgate-verifier` run through its real entry point, logging to a file."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, *args: str) -> None:
+        self.port = free_port()
+        self.log_path = log_dir / f"verifier-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [verifier_command(), "--port", str(self.port), *args],
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        wait_for_port(self.port, self.process, timeout)
+        deadline = time.monotonic() + timeout
+        while httpx.get(self.url + "/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"verifier not ready:\n{self.log()}")
+            time.sleep(0.02)
+        # Ready also means subscribed: session caching starts only then.
+        while b'"session_events": true' not in httpx.get(self.url + "/readyz").content:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"verifier never subscribed:\n{self.log()}")
+            time.sleep(0.02)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+class Sessions:
+    """Creates and changes sessions in Redis the way the issuer does (authgate.sessions)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+
+    def _run(self, coro_fn: Any, *args: Any, **kwargs: Any) -> None:
+        async def run() -> None:
+            client = aioredis.Redis.from_url(self.redis_url)
+            try:
+                await coro_fn(client, *args, **kwargs)
+            finally:
+                await client.aclose()
+
+        asyncio.run(run())
+
+    def create(
+        self,
+        sub: str = "user-1",
+        *,
+        roles: Iterable[str] = (),
+        scope: str = "",
+        email: str = "user@example.test",
+        name: str = "Test User",
+        ttl: float = 600,
+        sid: str | None = None,
+    ) -> str:
+        sid = sid or new_session_id()
+        self._run(
+            write_session, sid, sub=sub, ttl=ttl, roles=roles, scope=scope, email=email, name=name
+        )
+        return sid
+
+    def end(self, sid: str) -> None:
+        self._run(end_session, sid)
+
+
+def mint(key: SigningKey, session: str, subject: str = "user-1", /, **claims: Any) -> str:
+    """A token as the issuer would sign it; `claims` override or (with None) remove claims."""
+    body = access_token_claims(
+        issuer=ISSUER, audience=AUDIENCE, sub=subject, sid=session, client_id=CLIENT_ID
+    )
+    for name, value in claims.items():
+        if value is None:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return key.sign(body)

@@ -1,0 +1,1 @@
+"""authgate verifier: answers nginx `auth_request` subrequests from Redis."""

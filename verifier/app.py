@@ -1,0 +1,339 @@
+"""The verifier as a plain ASGI application (STYLE.md: the hot path is plain ASGI).
+
+`/verify` answers one nginx `auth_request` subrequest: 204 with identity headers, 401 with
+`WWW-Authenticate` (and the login URL for browsers), 403, or 503 when Redis or the JWKS
+fails and nothing cached applies. Everything that can be prepared at start is: header
+names as bytes, compiled rules, a cache from request shape to rule. A request seen before
+costs a few dict lookups.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, NamedTuple
+from urllib.parse import quote
+
+from .errors import (
+    Forbidden,
+    InvalidRequest,
+    InvalidToken,
+    NoCredential,
+    Unavailable,
+    VerifierError,
+)
+from .jwks import KeySet
+from .metrics import Metrics
+from .policy import Access, Rule, normalize_host, normalize_path
+from .sessions import SessionRecord, SessionStore
+from .settings import Settings, load_settings
+from .tokens import Claims, TokenVerifier
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("authgate.verifier")
+
+EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+#: Bound on the request-shape → rule cache; cleared when full (paths are unbounded).
+RULE_CACHE_SIZE = 10_000
+#: Stands for "no rule matched" (and an unknown rule name): deny.
+NO_MATCH = Rule(name="(no match)", access=Access.DENY)
+
+
+class Request(NamedTuple):
+    """The original request, as nginx describes it; built only for refusals."""
+
+    uri: bytes | None
+    method: bytes | None
+    host: bytes | None
+    proto: bytes | None
+
+    def original_url(self) -> bytes:
+        scheme = b"https" if self.proto == b"https" else b"http"
+        return b"%s://%s%s" % (scheme, self.host or b"", self.uri or b"/")
+
+    def __str__(self) -> str:
+        # The normalized path only: a query string may carry secrets.
+        path = normalize_path((self.uri or b"/").decode("latin-1"))
+        return f"{(self.method or b'-').decode('latin-1')} {path}"
+
+
+class VerifierApp:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.keys = KeySet(
+            url=settings.jwks_url,
+            file=settings.jwks_file,
+            algorithms=settings.algorithms,
+            refresh_interval=settings.jwks_refresh_interval,
+            kid_interval=settings.jwks_kid_interval,
+        )
+        self.tokens = TokenVerifier(
+            self.keys,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            algorithms=settings.algorithms,
+            leeway=settings.leeway,
+            cache_size=settings.token_cache_size,
+        )
+        self.sessions = SessionStore(
+            settings.redis_url,
+            cache_size=settings.session_cache_size,
+            max_age=settings.session_cache_max_age,
+        )
+        self._policy = settings.policy
+        self._rule_cache: dict[tuple[bytes | None, ...], Rule] = {}
+        self._cookie_prefix = settings.session_cookie + "="
+        login = settings.login_url
+        self._login_base = None if login is None else login + ("&" if "?" in login else "?") + "rd="
+        self._log_success = log.isEnabledFor(logging.DEBUG)
+        self._routes: dict[str, Callable[[Send], Awaitable[None]]] = {
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+            "/metrics": self._metrics,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path == "/verify":
+                await self._verify(scope["headers"], send)
+            else:
+                await self._routes.get(path, _not_found)(send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    # --- /verify -------------------------------------------------------------------
+
+    async def _verify(self, headers: list[tuple[bytes, bytes]], send: Send) -> None:
+        started = time.perf_counter()
+        authorization = cookie = uri = method = host = forwarded_host = proto = named = None
+        duplicate = False
+        for name, value in headers:
+            if name == b"authorization":
+                duplicate = authorization is not None
+                authorization = value
+            elif name == b"cookie":
+                cookie = value if cookie is None else cookie + b"; " + value
+            elif name == b"x-original-uri":
+                uri = value
+            elif name == b"x-original-method":
+                method = value
+            elif name == b"x-forwarded-host":
+                forwarded_host = value
+            elif name == b"host":
+                host = value
+            elif name == b"x-forwarded-proto":
+                proto = value
+            elif name == b"x-authgate-policy":
+                named = value
+        host = forwarded_host or host
+        rule = self._rule_cache.get((named, host, uri, method))
+        if rule is None:
+            rule = self._select(named, host, uri, method)
+        record: SessionRecord | None
+        try:
+            if rule.access is Access.AUTHENTICATED:
+                record = await self._identify(self._credential(authorization, cookie, duplicate))
+                if not rule.allows(record.roles, record.scopes):
+                    raise Forbidden(f"rule {rule.name}: missing role or scope")
+            elif rule.access is Access.PUBLIC:
+                record = await self._identify_optional(authorization, cookie, duplicate)
+            else:
+                raise Forbidden(f"rule {rule.name} denies")
+        except VerifierError as exc:
+            await self._refuse(exc, send, rule, Request(uri, method, host, proto))
+            outcome = "error" if isinstance(exc, Unavailable) else "failure"
+            self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": () if record is None else record.headers,
+            }
+        )
+        await send(EMPTY_BODY)
+        self.metrics.observe("success", 204, time.perf_counter() - started)
+        if self._log_success:
+            log.debug("auth success: rule=%s sub=%s", rule.name, record.sub if record else "-")
+
+    def _select(
+        self, named: bytes | None, host: bytes | None, uri: bytes | None, method: bytes | None
+    ) -> Rule:
+        rule: Rule | None
+        if named:
+            rule = self._policy.by_name.get(named.decode("latin-1"))
+            if rule is None:
+                log.error("auth error: nginx named unknown policy rule %r", named[:64])
+        else:
+            rule = self._policy.select(
+                normalize_host((host or b"").decode("latin-1")),
+                normalize_path((uri or b"/").decode("latin-1")),
+                (method or b"GET").decode("latin-1").upper(),
+            )
+        if rule is None:
+            rule = NO_MATCH
+        if len(self._rule_cache) >= RULE_CACHE_SIZE:
+            self._rule_cache.clear()
+        self._rule_cache[named, host, uri, method] = rule
+        return rule
+
+    def _credential(
+        self, authorization: bytes | None, cookie: bytes | None, duplicate: bool
+    ) -> bytes:
+        """The bearer token (RFC 6750 §2.1), else the session cookie's value."""
+        if duplicate:
+            raise InvalidRequest("more than one Authorization header")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(b" ")
+            if scheme.lower() != b"bearer":
+                raise InvalidRequest("Authorization scheme is not Bearer")
+            token = token.strip(b" ")
+            if not token or b" " in token:
+                raise InvalidRequest("malformed Bearer credential")
+            return token
+        if cookie is not None:
+            prefix = self._cookie_prefix
+            for part in cookie.decode("latin-1").split(";"):
+                part = part.strip()
+                if part.startswith(prefix):
+                    # The first of same-named cookies: browsers send the most specific first.
+                    value = part[len(prefix) :].strip('"')
+                    if value:
+                        return value.encode("latin-1")
+                    break
+        raise NoCredential("no credential")
+
+    async def _identify(self, token: bytes) -> SessionRecord:
+        claims: Claims | None = self.tokens.cached(token)
+        if claims is None:
+            self.metrics.token_misses += 1
+            claims = await self.tokens.verify(token)
+        else:
+            self.metrics.token_hits += 1
+        record = self.sessions.cached(claims.sid)
+        if record is None:
+            self.metrics.session_misses += 1
+            record = await self.sessions.fetch(claims.sid)
+            if record is None:
+                raise InvalidToken("session ended")
+        else:
+            self.metrics.session_hits += 1
+        if record.sub != claims.sub:
+            raise InvalidToken("token and session disagree on sub")
+        return record
+
+    async def _identify_optional(
+        self, authorization: bytes | None, cookie: bytes | None, duplicate: bool
+    ) -> SessionRecord | None:
+        """On a public rule identity is a courtesy: any failure just means anonymous."""
+        try:
+            return await self._identify(self._credential(authorization, cookie, duplicate))
+        except VerifierError:
+            return None
+
+    async def _refuse(self, exc: VerifierError, send: Send, rule: Rule, request: Request) -> None:
+        headers: list[tuple[bytes, bytes]] = []
+        if exc.status == 401:
+            challenge = 'Bearer realm="authgate"'
+            if exc.error:
+                challenge += f', error="{exc.error}", error_description="{exc}"'
+            headers.append((b"www-authenticate", challenge.encode()))
+            if self._login_base is not None:
+                login = self._login_base + quote(request.original_url(), safe="")
+                headers.append((b"x-authgate-login", login.encode()))
+        elif isinstance(exc, Forbidden) and rule.scopes:
+            scope = " ".join(sorted(rule.scopes))
+            challenge = f'Bearer realm="authgate", error="insufficient_scope", scope="{scope}"'
+            headers.append((b"www-authenticate", challenge.encode()))
+        headers.append((b"content-length", b"0"))
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send(EMPTY_BODY)
+        if isinstance(exc, Unavailable):
+            log.error("auth error: %s (rule=%s %s)", exc, rule.name, request)
+        else:
+            log.info("auth failure: %d %s (rule=%s %s)", exc.status, exc, rule.name, request)
+
+    # --- operations endpoints -----------------------------------------------------
+
+    async def _healthz(self, send: Send) -> None:
+        await _respond(send, 200, b"ok\n", b"text/plain")
+
+    async def _readyz(self, send: Send) -> None:
+        checks = {
+            "redis": await self.sessions.ping(),
+            "keys": self.keys.ready,
+            "session_events": self.sessions.subscribed,
+        }
+        ready = checks["redis"] and checks["keys"]
+        body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
+        await _respond(send, 200 if ready else 503, body, b"application/json")
+
+    async def _metrics(self, send: Send) -> None:
+        text = self.metrics.render(
+            {
+                "authgate_verifier_token_cache_entries": (
+                    "Verified tokens cached.", self.tokens.cache_len),
+                "authgate_verifier_session_cache_entries": (
+                    "Session records cached.", self.sessions.cache_len),
+                "authgate_verifier_session_events_subscribed": (
+                    "1 while subscribed to session events.", lambda: int(self.sessions.subscribed)),
+                "authgate_verifier_jwks_keys_ready": (
+                    "1 while signing keys are held.", lambda: int(self.keys.ready)),
+                "authgate_verifier_jwks_fetches": (
+                    "JWKS fetches since start.", lambda: self.keys.fetches),
+            }
+        )  # fmt: skip
+        await _respond(send, 200, text.encode(), b"text/plain; version=0.0.4")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.keys.start()
+                    await self.sessions.start()
+                except Exception as exc:  # report any start failure to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.sessions.close()
+                await self.keys.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"cache-control", b"no-store")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _not_found(send: Send) -> None:
+    await _respond(send, 404, b"not found\n", b"text/plain")
+
+
+def create_app() -> VerifierApp:
+    """Factory for uvicorn (one call per worker): settings from the environment."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return VerifierApp(settings)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("authgate").setLevel(level)

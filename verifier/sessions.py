@@ -1,0 +1,222 @@
+"""Session records from Redis, cached in-process while subscribed to session events.
+
+A session is alive iff `authgate:session:{sid}` exists (DESIGN.md). Records are cached
+only while this process holds a live subscription to `authgate:session-events`: a message
+drops its sid; losing the subscription drops the whole cache and stops caching until the
+subscription is back. A fetch that raced with an event for its sid is used once and not
+cached, so a revocation can never be overwritten by a reply read just before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from authgate.config import redact_url
+from authgate.contract import (
+    HEADER_SESSION,
+    IDENTITY_HEADERS,
+    SESSION_EVENTS_CHANNEL,
+    SESSION_FIELD_ROLES,
+    SESSION_FIELD_SCOPE,
+    SESSION_FIELD_SUB,
+    session_key,
+)
+
+from .errors import Unavailable
+
+log = logging.getLogger("authgate.verifier")
+
+#: Characters that may not appear in a header value (CTLs, RFC 9110 §5.5).
+_CONTROL = dict.fromkeys([*range(0x20), 0x7F])
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    sub: str
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    #: Identity headers for the 204 answer, built once per record.
+    headers: tuple[tuple[bytes, bytes], ...]
+    #: Wall-clock time after which the cached copy must not be used.
+    expires_at: float
+
+
+def build_record(sid: str, fields: dict[str, str], expires_at: float) -> SessionRecord:
+    headers = []
+    for header, field in IDENTITY_HEADERS:
+        value = fields.get(field, "").translate(_CONTROL).strip()
+        if value:
+            headers.append((header.lower().encode(), value.encode()))
+    headers.append((HEADER_SESSION.lower().encode(), sid.encode()))
+    return SessionRecord(
+        sub=fields.get(SESSION_FIELD_SUB, ""),
+        roles=frozenset(fields.get(SESSION_FIELD_ROLES, "").split()),
+        scopes=frozenset(fields.get(SESSION_FIELD_SCOPE, "").split()),
+        headers=tuple(headers),
+        expires_at=expires_at,
+    )
+
+
+class SessionStore:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        cache_size: int,
+        max_age: float,
+        timeout: float = 2.0,
+        ping_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._url = redis_url
+        self._redis = aioredis.Redis.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+        )
+        self._cache_size = cache_size
+        self._max_age = max_age
+        self._ping_interval = ping_interval
+        self._clock = clock
+        self._cache: dict[str, SessionRecord] = {}
+        self._inflight: dict[str, asyncio.Future[SessionRecord | None]] = {}
+        self._raced: set[str] = set()
+        self._generation = 0
+        self.subscribed = False
+        self._subscriber: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._subscriber = asyncio.create_task(self._subscribe_forever(), name="session-events")
+
+    async def close(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber.cancel()
+            await asyncio.gather(self._subscriber, return_exceptions=True)
+        await self._redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    def cached(self, sid: str) -> SessionRecord | None:
+        """The cached record of a live session (the hot path), or None."""
+        record = self._cache.get(sid)
+        if record is not None and record.expires_at <= self._clock():
+            self._cache.pop(sid, None)
+            return None
+        return record
+
+    async def fetch(self, sid: str) -> SessionRecord | None:
+        """Read the session from Redis; None when it does not exist. Raises Unavailable."""
+        pending = self._inflight.get(sid)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[SessionRecord | None] = asyncio.get_running_loop().create_future()
+        self._inflight[sid] = future
+        generation = self._generation
+        try:
+            record = await self._read(sid)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: there may be no joiner
+            raise
+        finally:
+            del self._inflight[sid]
+            raced = sid in self._raced
+            self._raced.discard(sid)
+        future.set_result(record)
+        if (
+            record is not None
+            and self.subscribed
+            and not raced
+            and generation == self._generation
+            and self._cache_size
+        ):
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]
+            self._cache[sid] = record
+        return record
+
+    async def _read(self, sid: str) -> SessionRecord | None:
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(session_key(sid))
+                pipe.pttl(session_key(sid))
+                fields, pttl = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"redis: {type(exc).__name__}: {exc}") from exc
+        if not fields:
+            return None
+        now = self._clock()
+        expires_at = now + self._max_age
+        if pttl >= 0:
+            expires_at = min(expires_at, now + pttl / 1000)
+        return build_record(sid, fields, expires_at)
+
+    def invalidate(self, sid: str) -> None:
+        self._cache.pop(sid, None)
+        if sid in self._inflight:
+            self._raced.add(sid)
+
+    def _set_subscribed(self, subscribed: bool) -> None:
+        # Either way the cache starts empty: entries from before a gap may have missed
+        # their invalidation, and a fetch that spans the change must not be cached.
+        self.subscribed = subscribed
+        self._generation += 1
+        self._cache.clear()
+
+    async def _subscribe_forever(self) -> None:
+        backoff = 0.05
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(SESSION_EVENTS_CHANNEL)
+                await self._listen(pubsub)
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self.subscribed:
+                    log.warning("session events: subscription lost, cache dropped: %s", exc)
+                else:
+                    log.warning(
+                        "session events: cannot subscribe at %s: %s", redact_url(self._url), exc
+                    )
+            finally:
+                if self.subscribed:
+                    self._set_subscribed(False)
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
+        last_heard = self._clock()
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            now = self._clock()
+            if message is None:
+                # Silence: prove the connection is alive, or give it up.
+                if now - last_heard > 2 * self._ping_interval:
+                    raise TimeoutError("no answer to PING on the subscription")
+                if now - last_heard > self._ping_interval and not pinged:
+                    await pubsub.ping()
+                    pinged = True
+                continue
+            last_heard, pinged = now, False
+            kind = message["type"]
+            if kind == "message":
+                self.invalidate(message["data"])
+            elif kind == "subscribe" and not self.subscribed:
+                self._set_subscribed(True)
+                log.info("session events: subscribed to %s", SESSION_EVENTS_CHANNEL)
+
+    def cache_len(self) -> int:
+        return len(self._cache)
