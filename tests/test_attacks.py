@@ -139,7 +139,15 @@ def test_every_attack_through_nginx_is_a_4xx(
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Basic dXNlcjpwYXNz", "Bearer", "Bearer a b", "bearer", "Token abc", "Bearer\ttok", "Bearer,tok"],
+    [
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "Bearer a b",
+        "bearer",
+        "Token abc",
+        "Bearer\ttok",
+        "Bearer,tok",
+    ],
 )
 def test_malformed_authorization_is_invalid_request(
     verifier: VerifierProcess, client: httpx.Client, authorization: str

@@ -3,8 +3,8 @@
 Keys are fetched at start and every `refresh_interval`; a token with an unknown `kid`
 triggers a refetch, so rotation is picked up without a restart. Refetches are bounded:
 one fetch in flight at a time (concurrent callers share it), a given `kid` triggers at
-most one fetch per `kid_interval`, and no fetch starts within `min_interval` of the last,
-so a flood of made-up `kid`s costs the JWKS endpoint almost nothing. A failed refresh
+most one fetch per `kid_interval`, and kid-triggered fetches are at least `min_interval`
+apart, so a flood of made-up `kid`s costs the JWKS endpoint almost nothing. A failed refresh
 keeps the keys already held.
 """
 
@@ -95,7 +95,7 @@ class KeySet:
         self._clock = clock
         self._keys: dict[str, Key] = {}
         self._inflight: asyncio.Future[None] | None = None
-        self._last_fetch_started = -float("inf")
+        self._last_kid_fetch = -float("inf")
         self._kid_attempts: dict[str, float] = {}
         self._refresher: asyncio.Task[None] | None = None
         self.fetches = 0
@@ -135,11 +135,12 @@ class KeySet:
             last = self._kid_attempts.get(kid)
             if last is not None and now - last < self._kid_interval:
                 return None
-            if now - self._last_fetch_started < self._min_interval:
+            if now - self._last_kid_fetch < self._min_interval:
                 return None
             if len(self._kid_attempts) >= MAX_REMEMBERED_KIDS:
                 self._kid_attempts.clear()
             self._kid_attempts[kid] = now
+            self._last_kid_fetch = now
         try:
             await self.refresh()
         except KeyFetchError as exc:
@@ -150,7 +151,6 @@ class KeySet:
         """Fetch the JWKS now, or join the fetch already under way."""
         if self._inflight is None:
             self._inflight = asyncio.get_running_loop().create_future()
-            self._last_fetch_started = self._clock()
             inflight = self._inflight
             try:
                 self._keys = await self._fetch()
