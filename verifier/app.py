@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 log = logging.getLogger("authgate.verifier")
 
 EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
+ANONYMOUS: Message = {"type": "http.response.start", "status": 204, "headers": ()}
 #: Bound on the request-shape → rule cache; cleared when full (paths are unbounded).
 RULE_CACHE_SIZE = 10_000
 #: Stands for "no rule matched" (and an unknown rule name): deny.
@@ -87,6 +88,8 @@ class VerifierApp:
             cache_size=settings.session_cache_size,
             max_age=settings.session_cache_max_age,
         )
+        self._token_cache = self.tokens.cache
+        self._session_cache = self.sessions.cache
         self._policy = settings.policy
         self._rule_cache: dict[tuple[bytes | None, ...], Rule] = {}
         self._cookie_prefix = settings.session_cookie + "="
@@ -100,70 +103,57 @@ class VerifierApp:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            path = scope["path"]
-            if path == "/verify":
-                await self._verify(scope["headers"], send)
-            else:
-                await self._routes.get(path, _not_found)(send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-
-    # --- /verify -------------------------------------------------------------------
-
-    async def _verify(self, headers: list[tuple[bytes, bytes]], send: Send) -> None:
+        """`/verify` is handled right here (the hot path); everything else is delegated."""
+        if scope["type"] != "http" or scope["path"] != "/verify":
+            await self._other(scope, receive, send)
+            return
         started = time.perf_counter()
-        authorization = cookie = uri = method = host = forwarded_host = proto = named = None
+        headers = scope["headers"]
+        fields = dict(headers)
         duplicate = False
-        for name, value in headers:
-            if name == b"authorization":
-                duplicate = authorization is not None
-                authorization = value
-            elif name == b"cookie":
-                cookie = value if cookie is None else cookie + b"; " + value
-            elif name == b"x-original-uri":
-                uri = value
-            elif name == b"x-original-method":
-                method = value
-            elif name == b"x-forwarded-host":
-                forwarded_host = value
-            elif name == b"host":
-                host = value
-            elif name == b"x-forwarded-proto":
-                proto = value
-            elif name == b"x-authgate-policy":
-                named = value
-        host = forwarded_host or host
+        if len(fields) != len(headers):  # rare: some header came twice
+            fields, duplicate = _merge_repeated(headers)
+        get = fields.get
+        host = get(b"x-forwarded-host") or get(b"host")
+        uri, method = get(b"x-original-uri"), get(b"x-original-method")
+        named = get(b"x-authgate-policy")
         rule = self._rule_cache.get((named, host, uri, method))
         if rule is None:
             rule = self._select(named, host, uri, method)
-        record: SessionRecord | None
+        record: SessionRecord | None = None
         try:
             if rule.access is Access.AUTHENTICATED:
-                record = await self._identify(self._credential(authorization, cookie, duplicate))
-                if not rule.allows(record.roles, record.scopes):
+                authorization = get(b"authorization")
+                if authorization is not None and authorization[:7] == b"Bearer " and not duplicate:
+                    record = self._cached_identity(authorization[7:])
+                if record is None:  # parse the credential fully; verify what isn't cached
+                    token = self._credential(authorization, get(b"cookie"), duplicate)
+                    record = await self._identify(token)
+                if rule.restricted and not rule.allows(record.roles, record.scopes):
                     raise Forbidden(f"rule {rule.name}: missing role or scope")
             elif rule.access is Access.PUBLIC:
-                record = await self._identify_optional(authorization, cookie, duplicate)
+                record = await self._identify_optional(
+                    get(b"authorization"), get(b"cookie"), duplicate
+                )
             else:
                 raise Forbidden(f"rule {rule.name} denies")
         except VerifierError as exc:
-            await self._refuse(exc, send, rule, Request(uri, method, host, proto))
+            request = Request(uri, method, host, get(b"x-forwarded-proto"))
+            await self._refuse(exc, send, rule, request)
             outcome = "error" if isinstance(exc, Unavailable) else "failure"
             self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 204,
-                "headers": () if record is None else record.headers,
-            }
-        )
+        await send(ANONYMOUS if record is None else record.answer)
         await send(EMPTY_BODY)
-        self.metrics.observe("success", 204, time.perf_counter() - started)
+        self.metrics.observe_success(time.perf_counter() - started)
         if self._log_success:
             log.debug("auth success: rule=%s sub=%s", rule.name, record.sub if record else "-")
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._routes.get(scope["path"], _not_found)(send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
 
     def _select(
         self, named: bytes | None, host: bytes | None, uri: bytes | None, method: bytes | None
@@ -212,14 +202,33 @@ class VerifierApp:
                     break
         raise NoCredential("no credential")
 
+    def _cached_identity(self, token: bytes) -> SessionRecord | None:
+        """The hot path: token and session both cached and current; no await, no I/O.
+
+        Reads the two caches directly (a method call each would cost as much as the
+        lookups); anything less than a clean hit goes to `_identify`, which also evicts.
+        """
+        now = time.time()
+        claims = self._token_cache.get(token)
+        if claims is None or claims.exp <= now:
+            return None
+        record = self._session_cache.get(claims.sid)
+        if record is None or record.expires_at <= now or record.sub != claims.sub:
+            return None
+        metrics = self.metrics
+        metrics.token_hits += 1
+        metrics.session_hits += 1
+        return record
+
     async def _identify(self, token: bytes) -> SessionRecord:
-        claims: Claims | None = self.tokens.cached(token)
+        now = time.time()
+        claims: Claims | None = self.tokens.cached(token, now)
         if claims is None:
             self.metrics.token_misses += 1
             claims = await self.tokens.verify(token)
         else:
             self.metrics.token_hits += 1
-        record = self.sessions.cached(claims.sid)
+        record = self.sessions.cached(claims.sid, now)
         if record is None:
             self.metrics.session_misses += 1
             record = await self.sessions.fetch(claims.sid)
@@ -325,6 +334,21 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 
 async def _not_found(send: Send) -> None:
     await _respond(send, 404, b"not found\n", b"text/plain")
+
+
+def _merge_repeated(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], bool]:
+    """Headers by name when some came twice: Cookie lines joined (RFC 9113 §8.2.3 allows
+    splitting them), and whether Authorization was repeated (ambiguous: refused)."""
+    fields: dict[bytes, bytes] = {}
+    duplicate = False
+    for name, value in headers:
+        if name in fields:
+            if name == b"cookie":
+                value = fields[name] + b"; " + value
+            elif name == b"authorization":
+                duplicate = True
+        fields[name] = value
+    return fields, duplicate
 
 
 def create_app() -> VerifierApp:

@@ -21,20 +21,26 @@ class Metrics:
         self.session_hits = self.session_misses = 0
         self._bucket_counts = [0] * (len(BUCKETS) + 1)
         self._latency_sum = 0.0
-        self._latency_count = 0
+        self._successes = 0
 
     def observe(self, outcome: str, status: int, seconds: float) -> None:
         self.decisions[outcome, status] += 1
         self._bucket_counts[bisect_left(BUCKETS, seconds)] += 1
         self._latency_sum += seconds
-        self._latency_count += 1
+
+    def observe_success(self, seconds: float) -> None:
+        """`observe("success", 204, seconds)`, without building a key on the hot path."""
+        self._successes += 1
+        self._bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+        self._latency_sum += seconds
 
     def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
         out = [
             "# HELP authgate_verifier_decisions_total Decisions by outcome and status.",
             "# TYPE authgate_verifier_decisions_total counter",
         ]
-        for (outcome, status), count in sorted(self.decisions.items()):
+        decisions = self.decisions + Counter({("success", 204): self._successes})
+        for (outcome, status), count in sorted(decisions.items()):
             labels = f'outcome="{outcome}",status="{status}"'
             out.append(f"authgate_verifier_decisions_total{{{labels}}} {count}")
         out += [
@@ -59,7 +65,7 @@ class Metrics:
             le = "+Inf" if bound == float("inf") else repr(bound)
             out.append(f'authgate_verifier_decision_seconds_bucket{{le="{le}"}} {cumulative}')
         out.append(f"authgate_verifier_decision_seconds_sum {self._latency_sum}")
-        out.append(f"authgate_verifier_decision_seconds_count {self._latency_count}")
+        out.append(f"authgate_verifier_decision_seconds_count {cumulative}")
         for name, (help_text, read) in sorted(gauges.items()):
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
         return "\n".join(out) + "\n"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from posixpath import normpath
 from typing import Any
 from urllib.parse import unquote
@@ -49,6 +49,11 @@ class Rule:
     methods: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
+    #: Whether a live session alone is not enough (roles or scopes required); derived.
+    restricted: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "restricted", bool(self.roles or self.scopes))
 
     def matches(self, host: str, path: str, method: str) -> bool:
         if (

@@ -42,10 +42,10 @@ class SessionRecord:
     sub: str
     roles: frozenset[str]
     scopes: frozenset[str]
-    #: Identity headers for the 204 answer, built once per record.
-    headers: tuple[tuple[bytes, bytes], ...]
     #: Wall-clock time after which the cached copy must not be used.
     expires_at: float
+    #: The ready-made ASGI start message of the 204 answer.
+    answer: dict[str, object]
 
 
 def build_record(sid: str, fields: dict[str, str], expires_at: float) -> SessionRecord:
@@ -59,8 +59,8 @@ def build_record(sid: str, fields: dict[str, str], expires_at: float) -> Session
         sub=fields.get(SESSION_FIELD_SUB, ""),
         roles=frozenset(fields.get(SESSION_FIELD_ROLES, "").split()),
         scopes=frozenset(fields.get(SESSION_FIELD_SCOPE, "").split()),
-        headers=tuple(headers),
         expires_at=expires_at,
+        answer={"type": "http.response.start", "status": 204, "headers": tuple(headers)},
     )
 
 
@@ -82,11 +82,12 @@ class SessionStore:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        self._cache_size = cache_size
+        self.cache_size = cache_size
         self._max_age = max_age
         self._ping_interval = ping_interval
         self._clock = clock
-        self._cache: dict[str, SessionRecord] = {}
+        #: Live sessions by sid. Read directly on the hot path; written only here.
+        self.cache: dict[str, SessionRecord] = {}
         self._inflight: dict[str, asyncio.Future[SessionRecord | None]] = {}
         self._raced: set[str] = set()
         self._generation = 0
@@ -108,11 +109,11 @@ class SessionStore:
         except (RedisError, OSError):
             return False
 
-    def cached(self, sid: str) -> SessionRecord | None:
-        """The cached record of a live session (the hot path), or None."""
-        record = self._cache.get(sid)
-        if record is not None and record.expires_at <= self._clock():
-            self._cache.pop(sid, None)
+    def cached(self, sid: str, now: float) -> SessionRecord | None:
+        """The cached record of a live session at `now` (the hot path), or None."""
+        record = self.cache.get(sid)
+        if record is not None and record.expires_at <= now:
+            self.cache.pop(sid, None)
             return None
         return record
 
@@ -140,11 +141,11 @@ class SessionStore:
             and self.subscribed
             and not raced
             and generation == self._generation
-            and self._cache_size
+            and self.cache_size
         ):
-            if len(self._cache) >= self._cache_size:
-                del self._cache[next(iter(self._cache))]
-            self._cache[sid] = record
+            if len(self.cache) >= self.cache_size:
+                del self.cache[next(iter(self.cache))]
+            self.cache[sid] = record
         return record
 
     async def _read(self, sid: str) -> SessionRecord | None:
@@ -164,7 +165,7 @@ class SessionStore:
         return build_record(sid, fields, expires_at)
 
     def invalidate(self, sid: str) -> None:
-        self._cache.pop(sid, None)
+        self.cache.pop(sid, None)
         if sid in self._inflight:
             self._raced.add(sid)
 
@@ -173,7 +174,7 @@ class SessionStore:
         # their invalidation, and a fetch that spans the change must not be cached.
         self.subscribed = subscribed
         self._generation += 1
-        self._cache.clear()
+        self.cache.clear()
 
     async def _subscribe_forever(self) -> None:
         backoff = 0.05
@@ -219,4 +220,4 @@ class SessionStore:
                 log.info("session events: subscribed to %s", SESSION_EVENTS_CHANNEL)
 
     def cache_len(self) -> int:
-        return len(self._cache)
+        return len(self.cache)

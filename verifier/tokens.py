@@ -51,15 +51,16 @@ class TokenVerifier:
         self._audience = audience
         self._algorithms = algorithms
         self._leeway = leeway
-        self._cache_size = cache_size
+        self.cache_size = cache_size
         self._clock = clock
-        self._cache: dict[bytes, Claims] = {}
+        #: Verified tokens by their bytes. Read directly on the hot path; written only here.
+        self.cache: dict[bytes, Claims] = {}
 
-    def cached(self, token: bytes) -> Claims | None:
-        """The claims of a token verified before and not yet expired (the hot path)."""
-        claims = self._cache.get(token)
-        if claims is not None and claims.exp <= self._clock():
-            del self._cache[token]
+    def cached(self, token: bytes, now: float) -> Claims | None:
+        """The claims of a token verified before and not yet expired at `now` (the hot path)."""
+        claims = self.cache.get(token)
+        if claims is not None and claims.exp <= now:
+            del self.cache[token]
             return None
         return claims
 
@@ -105,13 +106,13 @@ class TokenVerifier:
         if not isinstance(sid, str) or not SID_PATTERN.fullmatch(sid):
             raise InvalidToken("sid is missing or malformed")
         claims = Claims(sub=sub, sid=sid, exp=float(exp))
-        if self._cache_size:
-            if len(self._cache) >= self._cache_size:
+        if self.cache_size:
+            if len(self.cache) >= self.cache_size:
                 # Evict the oldest insertion (dicts keep order): cheap, bounded, and a
                 # token that is still in use is simply verified and cached again.
-                del self._cache[next(iter(self._cache))]
-            self._cache[token] = claims
+                del self.cache[next(iter(self.cache))]
+            self.cache[token] = claims
         return claims
 
     def cache_len(self) -> int:
-        return len(self._cache)
+        return len(self.cache)

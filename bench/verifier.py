@@ -1,0 +1,293 @@
+"""Verifier benchmark: nginx (one worker) + wrk against five auth_request targets.
+
+    bin/bench [--duration 8] [--connections 32]
+
+(a) nginx's floor: auth_request to an internal `return 204`
+(b) the Python floor: a raw ASGI app answering 204, under uvicorn
+(c) the verifier, hot path (one token, seen before)
+(d) the verifier, every token new (signature checked on every request)
+(e) the seed verifier: a framework endpoint, PyJWT decode + Redis on every request
+
+Every target runs under the same uvicorn settings (1 worker, httptools, uvloop, no access
+log) behind the same nginx config, one after the other in one run; the table prints
+req/s, p99 and the ratios the verifier is held to. Absolute numbers depend on the
+machine; the ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+
+import httpx
+import redis.asyncio as aioredis
+
+from authgate.nginx import Nginx, free_port, wait_for_port
+from authgate.sessions import write_session
+from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+ISSUER, AUDIENCE = "https://issuer.bench.test", "bench"
+# The same server settings authgate-verifier runs with (verifier/cli.py), so that the
+# floor and the seed differ from the verifier only in the application.
+UVICORN_FLAGS = ["--http", "httptools", "--loop", "uvloop", "--no-access-log", "--workers", "1",
+                 "--log-level", "warning", "--timeout-keep-alive", "75", "--no-server-header",
+                 "--no-date-header", "--no-proxy-headers"]  # fmt: skip
+
+
+# wrk script for (d): each request carries the next token of the file.
+FRESH_TOKENS_LUA = """
+local t = {}
+for line in io.lines("TOKENS_FILE") do t[#t + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  if i > #t then i = 1 end
+  return wrk.format("GET", "/ok.txt", {["Authorization"] = "Bearer " .. t[i]})
+end
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, proc)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def wrk(url: str, args: argparse.Namespace, extra: list[str]) -> tuple[float, float, int, int]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", *extra, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p99, requests, int(bad.group(1)) if bad else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--targets", default="abcde", help="which targets to run (default abcde)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets (default 3)")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the target to core 1, the rest to 0"
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp:
+        work = Path(tmp)
+        work.chmod(0o755)  # nginx workers run unprivileged and must read www/
+        key = SigningKey.generate("EdDSA")
+        (work / "jwks.json").write_text(json.dumps(jwks([key])))
+        sid = new_session_id()
+
+        async def seed_session() -> None:
+            client = aioredis.Redis.from_url(args.redis_url)
+            await write_session(
+                client, sid, sub="bench-user", ttl=3600, roles=["admin"], email="b@bench.test"
+            )
+            await client.aclose()
+
+        asyncio.run(seed_session())
+
+        def token() -> str:
+            return key.sign(
+                access_token_claims(
+                    issuer=ISSUER,
+                    audience=AUDIENCE,
+                    sub="bench-user",
+                    sid=sid,
+                    client_id="bench",
+                    lifetime=3600,
+                )
+            )
+
+        # (d) needs a token per request: more than wrk can send in the run.
+        fresh = 6000 * args.duration
+        log(f"bench: minting {fresh} tokens for the every-token-new run")
+        (work / "tokens.txt").write_text("\n".join(token() for _ in range(fresh)) + "\n")
+        lua = work / "fresh.lua"
+        lua.write_text(FRESH_TOKENS_LUA.replace("TOKENS_FILE", str(work / "tokens.txt")))
+        hot = ["-H", f"Authorization: Bearer {token()}"]
+        www = work / "nginx" / "www"
+        (www / "floor").mkdir(parents=True)
+        (www / "ok.txt").write_text("ok\n")
+        (www / "floor" / "ok.txt").write_text("ok\n")
+
+        verifier_env = {
+            "AUTHGATE_ISSUER": ISSUER,
+            "AUTHGATE_AUDIENCE": AUDIENCE,
+            "AUTHGATE_REDIS_URL": args.redis_url,
+            "AUTHGATE_JWKS_FILE": str(work / "jwks.json"),
+            "AUTHGATE_LOG_LEVEL": "WARNING",
+        }
+        seed_env = {"SEED_JWKS_FILE": str(work / "jwks.json"), "SEED_ISSUER": ISSUER,
+                    "SEED_AUDIENCE": AUDIENCE, "SEED_REDIS_URL": args.redis_url}  # fmt: skip
+
+        def uvicorn(app: str, port: int) -> list[str]:
+            return [
+                str(BIN / "uvicorn"),
+                app,
+                "--app-dir",
+                str(HERE.parent),
+                "--port",
+                str(port),
+                *UVICORN_FLAGS,
+            ]
+
+        def verifier(port: int) -> list[str]:
+            return [str(BIN / "authgate-verifier"), "--port", str(port)]
+
+        targets = [
+            ("a nginx floor (return 204)", None, "/floor/ok.txt", hot),
+            ("b raw ASGI 204 (uvicorn)", lambda p: uvicorn("bench.raw_asgi:app", p),
+             "/ok.txt", hot),
+            ("c verifier, hot path", verifier, "/ok.txt", hot),
+            ("d verifier, every token new", verifier, "/ok.txt", ["-s", str(lua)]),
+            ("e seed: framework + PyJWT + Redis", lambda p: uvicorn("bench.seed_verifier:app", p),
+             "/ok.txt", hot),
+        ]  # fmt: skip
+        targets = [t for t in targets if t[0][0] in args.targets]
+        # --pin: the target alone on core 1, nginx and wrk on core 0, so that the target's
+        # own cost decides its throughput. Off by default: nginx, the verifier and the
+        # load generator sharing the cores is how one machine runs them.
+        pin = args.pin and (os.cpu_count() or 1) >= 2
+        if pin:
+            os.sched_setaffinity(0, {0})  # this process, hence nginx and wrk
+        rounds: list[list[Result]] = []
+        for round_no in range(1, args.rounds + 1):
+            results: list[Result] = []
+            for name, command, path, extra in targets:
+                port, nginx_port = free_port(), free_port()
+                addresses = {
+                    "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
+                    "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port}",
+                }
+                nginx = Nginx(work / "nginx", HERE / "nginx.conf.template", addresses)
+                env = seed_env if name.startswith("e") else verifier_env
+                argv = (["taskset", "-c", "1"] if pin else []) + command(port) if command else None
+                with process(argv, port, env) if argv else _nothing():
+                    nginx.start(nginx_port)
+                    try:
+                        url = f"http://127.0.0.1:{nginx_port}{path}"
+                        preflight(url, token(), name, work)
+                        # Warm-up: fill caches and keep-alive pools before measuring.
+                        warm = ["wrk", "-t1", "-c8", "-d1s", *hot, url]
+                        subprocess.run(warm, capture_output=True, check=True)
+                        log(f"bench: round {round_no}/{args.rounds}: {name} ...")
+                        rps, p99, requests, bad = wrk(url, args, extra)
+                    finally:
+                        nginx.stop()
+                results.append(Result(name, rps, p99, requests, bad))
+                if name.startswith("d") and requests > fresh:
+                    log(f"bench: note: (d) sent {requests} requests for {fresh} tokens")
+            rounds.append(results)
+        report(rounds, args, pin)
+
+
+def preflight(url: str, token: str, name: str, work: Path) -> None:
+    status = httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code
+    if status != 200:
+        sys.exit(f"bench: {name}: preflight got {status}; see {work}/nginx/error.log")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def report(rounds: list[list[Result]], args: argparse.Namespace, pin: bool) -> None:
+    """Per target the median over rounds; each ratio is taken within a round, then the median."""
+    names = [r.name for r in rounds[0]]
+    by_round = [{r.name[0]: r for r in results} for results in rounds]
+    placement = "target pinned to core 1, nginx + wrk on core 0" if pin else "no pinning"
+    print(
+        f"\nverifier benchmark: nginx 1 worker, wrk 1 thread, {args.connections} connections,"
+        f" {args.duration}s x {len(rounds)} round(s); {placement}\n"
+    )
+    print(f"{'target (median of rounds)':<38}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for i, name in enumerate(names):
+        runs = [results[i] for results in rounds]
+        rps = median(r.rps for r in runs)
+        p99 = median(r.p99_ms for r in runs)
+        print(f"{name:<38}{rps:>10.0f}{p99:>10.2f}{sum(r.non_2xx for r in runs):>9}")
+    if not {"b", "c", "e"} <= by_round[0].keys():
+        return
+
+    def ratio(f: Callable[[dict[str, Result]], float]) -> tuple[float, str]:
+        values = [f(by) for by in by_round]
+        return median(values), " ".join(f"{v:.2f}" for v in values)
+
+    checks = [
+        (
+            "c/b  throughput vs Python floor",
+            ratio(lambda by: by["c"].rps / by["b"].rps),
+            ">=",
+            0.85,
+        ),
+        ("c/e  throughput vs seed verifier", ratio(lambda by: by["c"].rps / by["e"].rps), ">=", 8),
+        ("p99(c)/p99(b)", ratio(lambda by: by["c"].p99_ms / by["b"].p99_ms), "<=", 2),
+    ]
+    if "d" in by_round[0]:
+        checks.append(
+            ("d/e  cold path vs seed verifier", ratio(lambda by: by["d"].rps / by["e"].rps), "", 0)
+        )
+    if "a" in by_round[0]:
+        checks.append(
+            ("c/a  verifier vs nginx floor", ratio(lambda by: by["c"].rps / by["a"].rps), "", 0)
+        )
+    print(f"\n{'ratio':<38}{'median':>8}  {'target':<8}{'':<8}per round")
+    for label, (value, each), op, bound in checks:
+        if op:
+            ok = value >= bound if op == ">=" else value <= bound
+            target, mark = f"{op} {bound:g}", "ok" if ok else "MISSED"
+        else:
+            target, mark = "(info)", ""
+        print(f"{label:<38}{value:>8.2f}  {target:<8}{mark:<8}{each}")
+    if any(r.non_2xx for results in rounds for r in results):
+        print(
+            "\nwarning: some answers were not 2xx; the numbers are not comparable", file=sys.stderr
+        )
+
+
+if __name__ == "__main__":
+    main()
