@@ -107,3 +107,29 @@ def test_losing_the_subscription_drops_the_cache(
             assert time.monotonic() < deadline, "never resubscribed"
             time.sleep(0.01)
     client.close()
+
+
+def test_every_worker_of_a_multi_worker_verifier_enforces_revocation(
+    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions, signing_key: SigningKey
+) -> None:
+    process = VerifierProcess(verifier_env(jwks_server.jwks_url, redis_url), logs, "--workers", "2")
+    try:
+        process.wait_ready()
+        sid = sessions.create("workers")
+        auth = {"Authorization": f"Bearer {mint(signing_key, sid, 'workers')}"}
+        url = process.url + "/verify"
+        # New connections are spread over the workers by the kernel; enough of them
+        # warm both workers' caches.
+        for _ in range(40):
+            assert httpx.get(url, headers=auth).status_code == 204
+        started = time.perf_counter()
+        sessions.end(sid)
+        with httpx.Client() as http:
+            poll_until(url, auth, 401, started, http)
+        elapsed = time.perf_counter() - started
+        statuses = {httpx.get(url, headers=auth).status_code for _ in range(40)}
+        assert statuses == {401}
+        assert elapsed <= DEADLINE, elapsed
+        assert process.log().count("session events: subscribed") == 2
+    finally:
+        process.stop()

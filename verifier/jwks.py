@@ -200,6 +200,8 @@ class KeySet:
                 await self.refresh()
             except KeyFetchError as exc:
                 log.warning("jwks: refresh failed, keeping %d key(s): %s", len(self._keys), exc)
+            except Exception:  # never let the refresher die: try again next interval
+                log.exception("jwks: unexpected error in refresh, keeping the keys held")
 
 
 def _read_json(path: str) -> Any:

@@ -190,6 +190,8 @@ class SessionStore:
                     log.warning(
                         "session events: cannot subscribe at %s: %s", redact_url(self._url), exc
                     )
+            except Exception:  # never let the subscriber die: resubscribe instead
+                log.exception("session events: unexpected error, resubscribing")
             finally:
                 if self.subscribed:
                     self._set_subscribed(False)
