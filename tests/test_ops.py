@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from authgate.nginx import free_port, wait_for_port
 from authgate.signing import SigningKey
 
-from .harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
+from .harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env
 
 
 def metric(text: str, name: str) -> float:
@@ -88,3 +90,38 @@ def test_redis_down_means_503_for_protected_and_still_204_for_public(
     metrics = httpx.get(url + "/metrics").text
     assert metric(metrics, 'authgate_verifier_decisions_total{outcome="error",status="503"}') == 1
     assert "auth error: redis" in redisless_verifier.log()
+
+
+def test_redis_outage_then_recovery(
+    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions, signing_key: SigningKey
+) -> None:
+    target = urlsplit(redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    process = VerifierProcess(
+        verifier_env(jwks_server.jwks_url, f"redis://127.0.0.1:{proxy.port}{target.path}"), logs
+    )
+    try:
+        process.wait_ready()
+        sid = sessions.create("outage")
+        auth = {"Authorization": f"Bearer {mint(signing_key, sid, 'outage')}"}
+        url = process.url + "/verify"
+        assert httpx.get(url, headers=auth).status_code == 204
+        proxy.cut()
+        # The subscription breaks with the connection, so the cached answer goes too:
+        # the verifier can no longer know about revocations and says so with 503.
+        deadline = time.monotonic() + 5
+        while httpx.get(url, headers=auth).status_code != 503:
+            assert time.monotonic() < deadline, "never noticed the outage"
+            time.sleep(0.02)
+        assert httpx.get(process.url + "/readyz").status_code == 503
+        proxy.restore()
+        process.wait_ready()  # reconnected and subscribed again, by itself
+        assert httpx.get(url, headers=auth).status_code == 204
+        sessions.end(sid)  # and revocation works on the new subscription
+        deadline = time.monotonic() + 5
+        while httpx.get(url, headers=auth).status_code != 401:
+            assert time.monotonic() < deadline, "revocation lost after reconnect"
+            time.sleep(0.01)
+    finally:
+        process.stop()
+        proxy.close()

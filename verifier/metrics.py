@@ -15,7 +15,11 @@ BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 
 class Metrics:
     def __init__(self) -> None:
-        self.decisions: Counter[tuple[str, int]] = Counter()
+        # Every decision the verifier can make, present from the start (at 0), so that
+        # rates over them work before the first one happens.
+        self.decisions: Counter[tuple[str, int]] = Counter(
+            {("failure", 401): 0, ("failure", 403): 0, ("error", 503): 0}
+        )
         # Plain attributes, not a Counter: these are bumped on every request.
         self.token_hits = self.token_misses = 0
         self.session_hits = self.session_misses = 0
@@ -39,7 +43,8 @@ class Metrics:
             "# HELP authgate_verifier_decisions_total Decisions by outcome and status.",
             "# TYPE authgate_verifier_decisions_total counter",
         ]
-        decisions = self.decisions + Counter({("success", 204): self._successes})
+        decisions = Counter(self.decisions)
+        decisions["success", 204] = self._successes  # always present, even at 0
         for (outcome, status), count in sorted(decisions.items()):
             labels = f'outcome="{outcome}",status="{status}"'
             out.append(f"authgate_verifier_decisions_total{{{labels}}} {count}")
