@@ -30,6 +30,8 @@ from .signing import SigningKey, access_token_claims, jwks, new_session_id
 ISSUER = "http://127.0.0.1:9180"  # where authgate-issuer will run; not part of the demo yet
 AUDIENCE = "authgate-demo"
 RUNTIME = Path(__file__).resolve().parent.parent / "run" / "demo"
+DEMO_USERS = {"alice": "admin", "bob": "viewer"}  # user → role
+DEMO_LIFETIME = 8 * 3600  # seconds, for the demo sessions and tokens
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,12 +58,18 @@ def main(argv: list[str] | None = None) -> None:
     RUNTIME.mkdir(parents=True, exist_ok=True)
     key = _demo_key(RUNTIME / "signing-key.pem")
     (RUNTIME / "jwks.json").write_text(json.dumps(jwks([key]), indent=2))
-    alice, bob = new_session_id(), new_session_id()
-    asyncio.run(_write_sessions(args.redis_url, alice, bob))
+    sids = {sub: new_session_id() for sub in DEMO_USERS}
+    alice, bob = sids["alice"], sids["bob"]
+    asyncio.run(_write_sessions(args.redis_url, sids))
 
     def token(sid: str, sub: str) -> str:
         claims = access_token_claims(
-            issuer=ISSUER, audience=AUDIENCE, sub=sub, sid=sid, client_id="demo", lifetime=8 * 3600
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            sub=sub,
+            sid=sid,
+            client_id="demo",
+            lifetime=DEMO_LIFETIME,
         )
         return key.sign(claims)
 
@@ -152,27 +160,19 @@ def _demo_key(path: Path) -> SigningKey:
     return key
 
 
-async def _write_sessions(redis_url: str, alice: str, bob: str) -> None:
+async def _write_sessions(redis_url: str, sids: dict[str, str]) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        await write_session(
-            client,
-            alice,
-            sub="alice",
-            ttl=8 * 3600,
-            roles=["admin"],
-            email="alice@example.test",
-            name="Alice",
-        )
-        await write_session(
-            client,
-            bob,
-            sub="bob",
-            ttl=8 * 3600,
-            roles=["viewer"],
-            email="bob@example.test",
-            name="Bob",
-        )
+        for sub, role in DEMO_USERS.items():
+            await write_session(
+                client,
+                sids[sub],
+                sub=sub,
+                ttl=DEMO_LIFETIME,
+                roles=[role],
+                email=f"{sub}@example.test",
+                name=sub.title(),
+            )
     finally:
         await client.aclose()
 
