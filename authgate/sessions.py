@@ -6,7 +6,7 @@ sid on the session-events channel so every verifier drops its cached copy at onc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,9 +32,14 @@ async def write_session(
     scope: str = "",
     email: str = "",
     name: str = "",
+    extra: Mapping[str, str] | None = None,
 ) -> None:
-    """Create or replace session `sid`, alive for `ttl` seconds, and announce the change."""
+    """Create or replace session `sid`, alive for `ttl` seconds, and announce the change.
+
+    `extra`: fields of the issuer's own (the verifier reads only the contract's).
+    """
     fields: dict[Any, str] = {  # Any: redis-py types its mapping keys invariantly
+        **(extra or {}),
         SESSION_FIELD_SUB: sub,
         SESSION_FIELD_ROLES: " ".join(sorted(roles)),
         SESSION_FIELD_SCOPE: scope,

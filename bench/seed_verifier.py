@@ -40,7 +40,7 @@ async def verify(request: Request) -> Response:
         )
     except (jwt.InvalidTokenError, KeyError):
         return Response(status_code=401)
-    session: dict[str, str] = await redis.hgetall(session_key(claims["sid"]))  # type: ignore[assignment]
+    session: dict[str, str] = await redis.hgetall(session_key(claims["sid"]))
     if not session:
         return Response(status_code=401)
     return Response(

@@ -195,7 +195,7 @@ class SessionStore:
             finally:
                 if self.subscribed:
                     self._set_subscribed(False)
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
 

@@ -11,18 +11,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 
 from authgate.contract import ACCESS_TOKEN_TYPS, REQUIRED_CLAIMS, SID_PATTERN
 
 from .errors import InvalidToken
-from .jwks import MAX_KID_LENGTH, KeySet
+from .jwks import MAX_KID_LENGTH, Key
 
 log = logging.getLogger("authgate.verifier")
 
 #: Longer credentials are refused unread; ours are well under 2 KB.
 MAX_TOKEN_LENGTH = 8192
+
+
+class KeySource(Protocol):
+    """Where verification keys come from: the verifier's KeySet, or the issuer's own keys."""
+
+    async def lookup(self, kid: str) -> Key | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +44,7 @@ class Claims:
 class TokenVerifier:
     def __init__(
         self,
-        keys: KeySet,
+        keys: KeySource,
         *,
         issuer: str,
         audience: str,

@@ -1,0 +1,138 @@
+"""Token endpoint, logout, revocation, discovery, JWKS, /me, health."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from authgate.contract import JWKS_PATH
+from authgate.signing import jwks
+
+from .errors import InvalidRequest, UnsupportedGrantType
+from .redirects import safe_return_url
+from .web import authenticate, check_csrf, client_ip, issuer, no_store
+
+log = logging.getLogger("authgate.issuer")
+
+#: grant_type for "give this browser session an access/refresh pair for API use".
+SESSION_GRANT = "urn:authgate:params:oauth:grant-type:session"
+API_CLIENT = "authgate-api"
+TOKEN_RATE = 60  # per client IP, per minute
+
+
+async def token(request: Request) -> Response:
+    app = issuer(request)
+    await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
+    form = await request.form()
+    grant = form.get("grant_type")
+    if grant == "refresh_token":
+        refresh = form.get("refresh_token")
+        if not isinstance(refresh, str) or not refresh:
+            raise InvalidRequest("refresh_token is required")
+        return no_store(JSONResponse(await app.tokens.refresh(refresh)))
+    if grant == SESSION_GRANT:
+        caller = await authenticate(request)
+        if not caller.via_cookie:
+            raise InvalidRequest("this grant takes the browser session cookie")
+        await check_csrf(request, caller)
+        scope = str(form.get("scope") or "")
+        pair = await app.tokens.issue(caller.user, caller.session, API_CLIENT, scope)
+        return no_store(JSONResponse(pair))
+    raise UnsupportedGrantType(f"grant_type {grant!r} is not supported")
+
+
+async def logout(request: Request) -> Response:
+    """End the session everywhere: delete it, announce it, clear the cookie."""
+    app = issuer(request)
+    caller = await authenticate(request)
+    await check_csrf(request, caller)
+    await app.sessions.end(caller.session.sid, caller.user.id)
+    log.info("logout: user %s", caller.user.id)
+    rd = request.query_params.get("rd")
+    response: Response
+    if rd:
+        response = RedirectResponse(
+            safe_return_url(rd, app.settings.return_origins), status_code=303
+        )
+    else:
+        response = Response(status_code=204)
+    response.delete_cookie(
+        app.settings.session_cookie, path="/", secure=app.settings.secure_cookies,
+        httponly=True, samesite="lax",
+    )  # fmt: skip
+    return no_store(response)
+
+
+async def revoke(request: Request) -> Response:
+    """RFC 7009. A refresh token or an access token of ours ends its session; anything
+    else is answered 200 too (§2.2: the client can't act on the difference)."""
+    app = issuer(request)
+    await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
+    form = await request.form()
+    value = form.get("token")
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("token is required")
+    if not await app.tokens.revoke(value):
+        try:
+            claims = await app.token_verifier.verify(value.encode())
+        except Exception:
+            claims = None
+        if claims is not None:
+            await app.sessions.end(claims.sid, claims.sub)
+    return no_store(Response(status_code=200))
+
+
+async def me(request: Request) -> Response:
+    caller = await authenticate(request)
+    body = {**caller.user.public(), "session": {"expires_at": caller.session.expires_at}}
+    if caller.via_cookie:
+        body["csrf_token"] = caller.session.csrf  # for the browser's own POSTs
+    return no_store(JSONResponse(body))
+
+
+async def delete_me(request: Request) -> Response:
+    """A user may delete themselves."""
+    caller = await authenticate(request)
+    await check_csrf(request, caller)
+    await issuer(request).delete_user(caller.user)
+    return no_store(Response(status_code=204))
+
+
+async def openid_configuration(request: Request) -> Response:
+    base = issuer(request).settings.public_url
+    return JSONResponse({
+        "issuer": base,
+        "authorization_endpoint": f"{base}/login",
+        "token_endpoint": f"{base}/token",
+        "revocation_endpoint": f"{base}/revoke",
+        "jwks_uri": f"{base}{JWKS_PATH}",
+        "userinfo_endpoint": f"{base}/me",
+        "grant_types_supported": ["refresh_token", SESSION_GRANT],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "id_token_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+    })  # fmt: skip
+
+
+async def jwks_document(request: Request) -> Response:
+    document = jwks(issuer(request).keys.published())
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
+
+
+async def healthz(request: Request) -> Response:
+    return Response("ok\n", media_type="text/plain")
+
+
+async def readyz(request: Request) -> Response:
+    app = issuer(request)
+    try:
+        redis_ok = bool(await app.redis.ping())
+    except Exception:
+        redis_ok = False
+    ready = redis_ok
+    return JSONResponse(
+        {"ready": ready, "checks": {"redis": redis_ok}}, status_code=200 if ready else 503
+    )

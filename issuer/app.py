@@ -1,0 +1,148 @@
+"""The issuer as a Starlette app: the parts, wired once at start, and the routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from authgate.contract import JWKS_PATH
+from verifier.tokens import TokenVerifier
+
+from . import admin, api, local, login
+from .errors import IssuerError, Unavailable
+from .keys import KeyStore
+from .providers import Provider, build
+from .ratelimit import RateLimiter
+from .sessions import Sessions
+from .settings import Settings, load_settings
+from .tokens import Tokens, TokenSettings
+from .users import User, Users
+from .web import error_response
+
+log = logging.getLogger("authgate.issuer")
+
+#: Routes a browser lands on: errors there are pages, not JSON.
+BROWSER_PATHS = ("/login", "/callback/", "/register")
+LOGIN_FORMS = ("/login/local", "/register")
+
+
+class Issuer:
+    """Everything a request handler needs, built once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.keys = KeyStore(settings.keys_dir)
+        self.keys.ensure(settings.signing_algorithm)
+        self.users = Users(self.redis)
+        self.sessions = Sessions(self.redis, settings.session_ttl)
+        self.tokens = Tokens(
+            self.redis, self.keys, self.sessions, self.users,
+            TokenSettings(
+                issuer=settings.public_url, audience=settings.audience,
+                access_ttl=settings.access_token_ttl, refresh_idle_ttl=settings.refresh_idle_ttl,
+                refresh_grace=settings.refresh_grace,
+            ),
+        )  # fmt: skip
+        # The issuer checks tokens exactly as a verifier does (one verification path).
+        self.token_verifier = TokenVerifier(
+            self.keys, issuer=settings.public_url, audience=settings.audience,
+            algorithms=frozenset({"EdDSA", "ES256"}), leeway=30, cache_size=0,
+        )  # fmt: skip
+        self.limiter = RateLimiter(self.redis)
+        self.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
+        self.providers: dict[str, Provider] = {
+            c.name: build(c, self.http) for c in settings.providers
+        }
+        public = urlsplit(settings.public_url)
+        self.known_origins = frozenset(
+            {f"{public.scheme}://{public.netloc}", *settings.return_origins}
+        )
+        self.trusted_proxies = settings.trusted_proxies
+
+    async def delete_user(self, user: User) -> None:
+        """Sessions first (verifiers refuse at once), then the user."""
+        await self.sessions.end_all(user.id)
+        await self.users.delete(user)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.redis.aclose()
+
+
+async def _issuer_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IssuerError)
+    path = request.url.path
+    # Pages a browser navigates to, and the login page's own form posts.
+    if path.startswith(BROWSER_PATHS) and (request.method == "GET" or path in LOGIN_FORMS):
+        return login.error_page(exc)
+    return error_response(exc)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    log.error("redis unavailable: %s", exc)
+    return await _issuer_error(request, Unavailable("the session store is unavailable"))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    issuer = Issuer(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info(
+            "issuer at %s with providers: %s",
+            settings.public_url,
+            ", ".join(issuer.providers) or "none",
+        )
+        yield
+        await issuer.close()
+
+    routes = [
+        Route("/login", login.login_page, methods=["GET"]),
+        Route("/login/local", local.sign_in, methods=["POST"]),
+        Route("/register", local.register, methods=["POST"]),
+        Route("/login/{provider}", login.start, methods=["GET"]),
+        Route("/callback/{provider}", login.callback, methods=["GET"]),
+        Route("/token", api.token, methods=["POST"]),
+        Route("/logout", api.logout, methods=["POST"]),
+        Route("/revoke", api.revoke, methods=["POST"]),
+        Route("/me", api.me, methods=["GET"]),
+        Route("/me", api.delete_me, methods=["DELETE"]),
+        Route("/.well-known/openid-configuration", api.openid_configuration, methods=["GET"]),
+        Route(JWKS_PATH, api.jwks_document, methods=["GET"]),
+        Route("/admin/users", admin.list_users, methods=["GET"]),
+        Route("/admin/users/{uid}", admin.show_user, methods=["GET"]),
+        Route("/admin/users/{uid}", admin.delete_user, methods=["DELETE"]),
+        Route("/admin/users/{uid}/roles", admin.set_roles, methods=["PUT"]),
+        Route("/admin/users/{uid}/suspend", admin.suspend, methods=["POST"]),
+        Route("/admin/users/{uid}/reactivate", admin.reactivate, methods=["POST"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={IssuerError: _issuer_error, RedisError: _redis_error},
+    )
+    app.state.issuer = issuer
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Factory for uvicorn: settings from the environment."""
+    from .cli import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

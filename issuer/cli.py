@@ -1,0 +1,129 @@
+"""`authgate-issuer`: serve (default), `keys rotate`, `keys list`, `admin promote USER`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import uvicorn
+
+from authgate.config import ConfigError, redact_url, to_environ
+
+from .settings import OPTIONS, Settings, load_settings
+
+log = logging.getLogger("authgate.issuer")
+USAGE = """usage: authgate-issuer [serve] [--flags]        run the issuer
+       authgate-issuer keys rotate [--flags]      add a signing key; retire the current one later
+       authgate-issuer keys list [--flags]        show the signing keys and their times
+       authgate-issuer admin promote USER [--flags]   give USER (an id or email) the admin role
+Flags and AUTHGATE_* variables: authgate-issuer --help"""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    while args and not args[0].startswith("-") and len(command) < 2 and args[0] in (
+        "serve", "keys", "admin", "rotate", "list", "promote"
+    ):  # fmt: skip
+        command.append(args.pop(0))
+    target = (
+        args.pop(0)
+        if command == ["admin", "promote"] and args and not args[0].startswith("-")
+        else None
+    )
+    try:
+        settings = load_settings(args)
+    except ConfigError as exc:
+        print(f"authgate-issuer: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    if command in ([], ["serve"]):
+        serve(settings)
+    elif command == ["keys", "rotate"]:
+        rotate_keys(settings)
+    elif command == ["keys", "list"]:
+        list_keys(settings)
+    elif command == ["admin", "promote"] and target:
+        sys.exit(asyncio.run(promote(settings, target)))
+    else:
+        print(USAGE, file=sys.stderr)
+        sys.exit(2)
+
+
+def serve(settings: Settings) -> None:
+    os.environ.update(to_environ(OPTIONS, settings))
+    log.info("issuer on http://%s:%d, public URL %s, redis %s", settings.host, settings.port,
+             settings.public_url, redact_url(settings.redis_url))  # fmt: skip
+    uvicorn.run(
+        "issuer.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
+        http="httptools", loop="uvloop", lifespan="on", access_log=False, log_config=None,
+        server_header=False, proxy_headers=False,
+    )  # fmt: skip
+
+
+def rotate_keys(settings: Settings) -> None:
+    from .keys import KeyStore
+
+    store = KeyStore(settings.keys_dir)
+    store.ensure(settings.signing_algorithm)
+    # Verifiers refetch the JWKS at least every 300 s (their default) and on an unknown
+    # kid; publishing that long ahead means none meets a token signed by a key it lacks.
+    ahead = 300
+    longest = max(settings.session_ttl, settings.access_token_ttl)
+    entry = store.rotate(
+        settings.signing_algorithm, publish_ahead=ahead, longest_token_life=longest
+    )
+    print(f"new key {entry.kid}: published now, signs from {_when(entry.signs_from)};"
+          f" the previous key retires {_when(entry.signs_from + longest)}")  # fmt: skip
+
+
+def list_keys(settings: Settings) -> None:
+    from .keys import KeyStore
+
+    store = KeyStore(settings.keys_dir)
+    store.ensure(settings.signing_algorithm)
+    for entry in store.entries():
+        retire = _when(entry.retire_at) if entry.retire_at else "-"
+        signs = _when(entry.signs_from)
+        print(f"{entry.kid}  {entry.algorithm}  signs from {signs}  retires {retire}")
+
+
+async def promote(settings: Settings, ref: str) -> int:
+    """Bootstrap an admin: the user must have signed in once."""
+    import redis.asyncio as aioredis
+
+    from .sessions import Sessions
+    from .users import Users
+
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        users = Users(client)
+        found = await users.find(ref)
+        if len(found) != 1:
+            what = (
+                "no user" if not found else f"{len(found)} users ({', '.join(u.id for u in found)})"
+            )
+            print(f"authgate-issuer: {what} match {ref!r}; give a user id", file=sys.stderr)
+            return 1
+        user = found[0]
+        await users.set_roles(user.id, user.roles | {"admin"})
+        updated = await users.get(user.id)
+        if updated is not None:
+            await Sessions(client, settings.session_ttl).update_all(updated)
+        print(f"{user.id} ({user.email or user.name}) now has the admin role")
+        return 0
+    finally:
+        await client.aclose()
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("authgate").setLevel(level)

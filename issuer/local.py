@@ -1,0 +1,87 @@
+"""Local accounts (off unless AUTHGATE_LOCAL_ACCOUNTS): email + password, argon2id.
+
+Unknown email and wrong password get the same answer, after the same work (a hash is
+verified either way). Sign-in is limited per client IP and locked per account after
+repeated failures, for a time that grows with each further failure.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import Conflict, InvalidRequest, LoginFailed, NotFound
+from .login import PRELOGIN_COOKIE, finish_login
+from .redirects import safe_return_url
+from .web import client_ip, issuer
+
+HASHER = PasswordHasher()  # argon2id with the library's current (RFC 9106) parameters
+#: Verified against when the email is unknown, so both failures cost the same.
+_DUMMY_HASH = HASHER.hash("authgate: not a password of anyone's")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
+SIGNIN_RATE = 20  # per client IP, per minute
+INVALID = "invalid email or password"
+
+
+async def _form(request: Request) -> dict[str, str]:
+    app = issuer(request)
+    if not app.settings.local_accounts:
+        raise NotFound("local accounts are not enabled")
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    # The form carries the pre-login cookie's value: a page of ours sent it (login CSRF).
+    sent, cookie = form.get("login_csrf", ""), request.cookies.get(PRELOGIN_COOKIE, "")
+    if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        raise LoginFailed("invalid_state", "please reload the sign-in page and try again")
+    return form
+
+
+async def sign_in(request: Request) -> Response:
+    app = issuer(request)
+    form = await _form(request)
+    await app.limiter.hit("signin", client_ip(request), limit=SIGNIN_RATE, window=60)
+    email = form.get("email", "").strip().lower()
+    await app.limiter.check_lockout(email)
+    found = await app.users.local_credentials(email) if EMAIL.fullmatch(email) else None
+    try:
+        HASHER.verify(found[1] if found else _DUMMY_HASH, form.get("password", ""))
+        ok = found is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or found is None:
+        await app.limiter.failure(email)
+        raise LoginFailed("invalid_credentials", INVALID, status=401)
+    await app.limiter.success(email)
+    uid, stored = found
+    if HASHER.check_needs_rehash(stored):
+        await app.users.set_password_hash(uid, HASHER.hash(form.get("password", "")))
+    user = await app.users.get(uid)
+    if user is None:
+        raise LoginFailed("invalid_credentials", INVALID, status=401)
+    return await finish_login(
+        request, user, safe_return_url(form.get("rd"), app.settings.return_origins)
+    )
+
+
+async def register(request: Request) -> Response:
+    app = issuer(request)
+    form = await _form(request)
+    await app.limiter.hit("register", client_ip(request), limit=SIGNIN_RATE, window=60)
+    email = form.get("email", "").strip()
+    password = form.get("password", "")
+    if not EMAIL.fullmatch(email):
+        raise InvalidRequest("a valid email address is required")
+    if not 10 <= len(password) <= 1024:
+        raise InvalidRequest("the password must be 10 to 1024 characters")
+    user = await app.users.create_local(
+        email, form.get("name", "").strip()[:200], HASHER.hash(password)
+    )
+    if user is None:
+        raise Conflict("an account with this email exists")
+    return await finish_login(
+        request, user, safe_return_url(form.get("rd"), app.settings.return_origins)
+    )

@@ -1,0 +1,91 @@
+"""Sessions as the issuer owns them: one per login, indexed by user.
+
+The record itself is the contract's (authgate.sessions writes it and announces every
+change on the session-events channel). The issuer adds a per-session CSRF secret and
+keeps `authgate:user-sessions:{uid}` so a role change, suspension or deletion reaches
+every session of the user at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from authgate.contract import session_key
+from authgate.sessions import end_session, write_session
+from authgate.signing import new_session_id
+
+from .users import User
+
+USER_SESSIONS = "authgate:user-sessions:"
+FIELD_CSRF = "csrf"
+FIELD_CREATED = "created"
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    sub: str
+    csrf: str
+    expires_at: float
+
+
+class Sessions:
+    def __init__(self, redis: aioredis.Redis, ttl: int) -> None:
+        self._redis = redis
+        self._ttl = ttl
+
+    async def create(self, user: User) -> Session:
+        sid = new_session_id()
+        csrf = secrets.token_urlsafe(32)
+        now = time.time()
+        await write_session(
+            self._redis, sid, sub=user.id, ttl=self._ttl, roles=user.roles, email=user.email,
+            name=user.name, extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
+        )  # fmt: skip
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(USER_SESSIONS + user.id, sid)
+            pipe.expire(USER_SESSIONS + user.id, self._ttl)
+            await pipe.execute()
+        return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl)
+
+    async def get(self, sid: str) -> Session | None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(session_key(sid))
+            pipe.pttl(session_key(sid))
+            fields, pttl = await pipe.execute()
+        if not fields or pttl <= 0:
+            return None
+        return Session(sid=sid, sub=fields.get("sub", ""), csrf=fields.get(FIELD_CSRF, ""),
+                       expires_at=time.time() + pttl / 1000)  # fmt: skip
+
+    async def end(self, sid: str, uid: str | None = None) -> None:
+        await end_session(self._redis, sid)
+        if uid is not None:
+            await self._redis.srem(USER_SESSIONS + uid, sid)
+
+    async def end_all(self, uid: str) -> int:
+        sids = await self._redis.smembers(USER_SESSIONS + uid)
+        for sid in sids:
+            await end_session(self._redis, sid)
+        await self._redis.delete(USER_SESSIONS + uid)
+        return len(sids)
+
+    async def update_all(self, user: User) -> None:
+        """Carry a user's new roles or profile into each live session (and announce it)."""
+        for sid in await self._redis.smembers(USER_SESSIONS + user.id):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(session_key(sid))
+                pipe.pttl(session_key(sid))
+                fields, pttl = await pipe.execute()
+            if not fields or pttl <= 0:
+                await self._redis.srem(USER_SESSIONS + user.id, sid)
+                continue
+            extra = {k: fields[k] for k in (FIELD_CSRF, FIELD_CREATED) if k in fields}
+            await write_session(
+                self._redis, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,
+                scope=fields.get("scope", ""), email=user.email, name=user.name, extra=extra,
+            )  # fmt: skip

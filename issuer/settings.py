@@ -1,0 +1,134 @@
+"""The issuer's settings: one frozen object, built and validated once at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from authgate import config
+from authgate.config import ConfigError, Option
+
+from .providers import ProviderConfig, ProvidersError, load_providers
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    """Allowed post-login return origins: `scheme://host[:port]`, comma-separated."""
+    origins = []
+    for item in config.comma_list(raw):
+        parts = urlsplit(item)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise ValueError(f"{item!r} is not an origin like https://app.example.com")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _addresses(raw: str) -> frozenset[str]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address") from None
+    return frozenset(items)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", config.text, "127.0.0.1", "address to listen on"),
+    Option("port", config.integer(1, 65535), "9180", "port to listen on"),
+    Option("public_url", config.url("http", "https"), "http://127.0.0.1:9180",
+           "the issuer's public base URL; also the `iss` of its tokens"),
+    Option("redis_url", config.url("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0",
+           "Redis holding users and sessions"),
+    Option("keys_dir", config.text, "run/issuer/keys",
+           "signing keys; made on first start when empty"),
+    Option("signing_algorithm", config.text, "EdDSA", "EdDSA or ES256, for new keys"),
+    Option("providers_file", config.existing_file, "", "identity providers (YAML)"),
+    Option("return_origins", _origins, "http://127.0.0.1:8080",
+           "origins allowed as post-login return URLs (rd), comma-separated"),
+    Option("audience", config.text, "authgate",
+           "`aud` of the tokens (the verifiers' AUTHGATE_AUDIENCE)"),
+    Option("session_cookie", config.optional_text, "",
+           "session cookie name; default: __Host-authgate_session on https, else authgate_session"),
+    Option("access_token_ttl", config.integer(60, 86400), "600", "access token lifetime, seconds"),
+    Option("session_ttl", config.integer(300, 90 * 86400), "604800",
+           "session lifetime (absolute), seconds"),
+    Option("refresh_idle_ttl", config.integer(60, 90 * 86400), "86400",
+           "a refresh token unused this long expires, seconds"),
+    Option("refresh_grace", config.number(0, 60), "5",
+           "a refresh token used again within this many seconds gets the same answer"),
+    Option("local_accounts", config.boolean, "false", "allow email + password accounts"),
+    Option("trusted_proxies", _addresses, "",
+           "proxies whose X-Forwarded-For is believed (for per-IP rate limits), comma-separated"),
+    Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    public_url: str
+    redis_url: str
+    keys_dir: str
+    signing_algorithm: str
+    providers_file: str | None
+    providers: tuple[ProviderConfig, ...]
+    return_origins: tuple[str, ...]
+    audience: str
+    session_cookie: str
+    access_token_ttl: int
+    session_ttl: int
+    refresh_idle_ttl: int
+    refresh_grace: float
+    local_accounts: bool
+    trusted_proxies: frozenset[str]
+    log_level: str
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are `Secure` unless the issuer is plain http on loopback."""
+        return not (self.public_url.startswith("http://") and _loopback(self.public_url))
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags over environment over defaults; raises ConfigError listing every problem."""
+    values, problems = config.load(
+        OPTIONS,
+        argv,
+        os.environ if environ is None else environ,
+        prog="authgate-issuer",
+        description="Log users in with OAuth/OIDC providers; issue tokens and sessions.",
+    )
+    if values["signing_algorithm"] not in (None, "EdDSA", "ES256"):
+        problems.append(
+            f"AUTHGATE_SIGNING_ALGORITHM: {values['signing_algorithm']!r} is not EdDSA or ES256"
+        )
+    if values["public_url"] is not None:
+        values["public_url"] = values["public_url"].rstrip("/")
+        if values["public_url"].startswith("http://") and not _loopback(values["public_url"]):
+            problems.append("AUTHGATE_PUBLIC_URL: plain http is only allowed on loopback")
+    providers: tuple[ProviderConfig, ...] = ()
+    if values["providers_file"] is not None:
+        try:
+            providers = load_providers(values["providers_file"])
+        except ProvidersError as exc:
+            problems += [
+                f"AUTHGATE_PROVIDERS_FILE {values['providers_file']}: {p}" for p in exc.problems
+            ]
+    if not values["session_cookie"]:
+        https = (values["public_url"] or "").startswith("https://")
+        values["session_cookie"] = "__Host-authgate_session" if https else "authgate_session"
+    if problems:
+        raise ConfigError(problems)
+    return Settings(providers=providers, **values)

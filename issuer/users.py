@@ -1,0 +1,179 @@
+"""Users in Redis, keyed by (provider, subject) — never by email.
+
+authgate:user:{uid}                    hash: email, name, roles, status, created,
+                                             identities[, password]
+authgate:identity:{provider}:{subject} → uid
+authgate:local:{email}                 → uid (local accounts)
+authgate:users                         sorted set of uids by creation time (listing)
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from .providers import Identity
+
+USER = "authgate:user:"
+IDENTITY = "authgate:identity:"
+LOCAL = "authgate:local:"
+USERS = "authgate:users"
+ACTIVE, SUSPENDED = "active", "suspended"
+
+# Finds or creates the user of an identity in one step, so two concurrent first logins
+# of the same person make one user. Returns {uid, created (1/0)}.
+_UPSERT = """
+local uid = redis.call('GET', KEYS[1])
+if uid then
+  if ARGV[2] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'email', ARGV[2]) end
+  if ARGV[3] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'name', ARGV[3]) end
+  return {uid, 0}
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('HSET', ARGV[5] .. ARGV[1], 'email', ARGV[2], 'name', ARGV[3], 'roles', '',
+           'status', 'active', 'created', ARGV[4], 'identities', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return {ARGV[1], 1}
+"""
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    email: str
+    name: str
+    roles: frozenset[str]
+    status: str
+    created: float
+    identities: tuple[str, ...]
+
+    def public(self) -> dict[str, object]:
+        return {
+            "id": self.id, "email": self.email, "name": self.name, "roles": sorted(self.roles),
+            "status": self.status, "created": self.created, "identities": list(self.identities),
+        }  # fmt: skip
+
+
+def _user(uid: str, fields: dict[str, str]) -> User:
+    return User(
+        id=uid,
+        email=fields.get("email", ""),
+        name=fields.get("name", ""),
+        roles=frozenset(fields.get("roles", "").split()),
+        status=fields.get("status", ACTIVE),
+        created=float(fields.get("created", 0)),
+        identities=tuple(fields.get("identities", "").split()),
+    )
+
+
+class Users:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._redis = redis
+        self._upsert = redis.register_script(_UPSERT)
+
+    async def upsert(self, identity: Identity) -> tuple[User, bool]:
+        """The user behind `identity`, created on first login; (user, created)."""
+        email = identity.email if identity.email_verified and identity.email else ""
+        ref = f"{identity.provider}:{identity.subject}"
+        uid, created = await self._upsert(
+            keys=[IDENTITY + ref, USERS],
+            args=[new_id(), email, identity.name or "", time.time(), USER, ref],
+        )
+        user = await self.get(uid)
+        assert user is not None
+        return user, bool(int(created))
+
+    async def get(self, uid: str) -> User | None:
+        fields = await self._redis.hgetall(USER + uid)
+        return _user(uid, fields) if fields else None
+
+    async def page(
+        self, *, query: str = "", cursor: int = 0, limit: int = 50
+    ) -> tuple[list[User], int | None]:
+        """Users by creation, `limit` per page, filtered by a substring of email or name.
+
+        The cursor is a position in the creation order; filtering scans forward from it,
+        so a page may cover more than `limit` users but never returns more.
+        """
+        found: list[User] = []
+        position: int = cursor
+        needle = query.lower()
+        while len(found) < limit:
+            uids = await self._redis.zrange(USERS, position, position + 199)
+            if not uids:
+                return found, None
+            for offset, uid in enumerate(uids):
+                user = await self.get(uid)
+                if user and (
+                    not needle or needle in user.email.lower() or needle in user.name.lower()
+                ):
+                    found.append(user)
+                    if len(found) == limit:
+                        return found, position + offset + 1
+            position += len(uids)
+        return found, position
+
+    async def find(self, ref: str) -> list[User]:
+        """Users by id or by exact email (emails are not unique across providers)."""
+        user = await self.get(ref)
+        if user is not None:
+            return [user]
+        matches: list[User] = []
+        cursor: int | None = 0
+        while cursor is not None:
+            page, cursor = await self.page(cursor=cursor, limit=200)
+            matches += [u for u in page if u.email.lower() == ref.lower()]
+        return matches
+
+    async def set_roles(self, uid: str, roles: frozenset[str]) -> None:
+        await self._redis.hset(USER + uid, "roles", " ".join(sorted(roles)))
+
+    async def set_status(self, uid: str, status: str) -> None:
+        await self._redis.hset(USER + uid, "status", status)
+
+    async def delete(self, user: User) -> None:
+        keys = [USER + user.id, *(IDENTITY + ref for ref in user.identities)]
+        if user.email:
+            local = LOCAL + user.email.lower()
+            if await self._redis.get(local) == user.id:
+                keys.append(local)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*keys)
+            pipe.zrem(USERS, user.id)
+            await pipe.execute()
+
+    # --- local accounts ---
+
+    async def create_local(self, email: str, name: str, password_hash: str) -> User | None:
+        """A local account; None when the email is taken (by a local account)."""
+        uid = new_id()
+        if not await self._redis.set(LOCAL + email.lower(), uid, nx=True):
+            return None
+        now = time.time()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(USER + uid, mapping={
+                "email": email, "name": name, "roles": "", "status": ACTIVE, "created": str(now),
+                "identities": f"local:{email.lower()}", "password": password_hash,
+            })  # fmt: skip
+            pipe.zadd(USERS, {uid: now})
+            await pipe.execute()
+        user = await self.get(uid)
+        assert user is not None
+        return user
+
+    async def local_credentials(self, email: str) -> tuple[str, str] | None:
+        uid = await self._redis.get(LOCAL + email.lower())
+        if uid is None:
+            return None
+        password = await self._redis.hget(USER + uid, "password")
+        return (uid, password) if password else None
+
+    async def set_password_hash(self, uid: str, password_hash: str) -> None:
+        await self._redis.hset(USER + uid, "password", password_hash)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)

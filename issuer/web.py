@@ -1,0 +1,109 @@
+"""What the issuer's HTTP handlers share: who is calling, CSRF, cookies, error answers."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from verifier.errors import VerifierError
+
+from .errors import CsrfFailed, IssuerError, Unauthenticated
+from .sessions import Session
+from .users import ACTIVE, User
+
+if TYPE_CHECKING:
+    from .app import Issuer
+
+log = logging.getLogger("authgate.issuer")
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: User
+    session: Session
+    via_cookie: bool
+
+
+def issuer(request: Request) -> Issuer:
+    value: Issuer = request.app.state.issuer
+    return value
+
+
+async def authenticate(request: Request) -> Caller:
+    """The signed-in caller: a Bearer access token or the session cookie, for a live
+    session of an active user. Raises Unauthenticated."""
+    app = issuer(request)
+    authorization = request.headers.get("authorization")
+    cookie = request.cookies.get(app.settings.session_cookie)
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Authorization must be Bearer")
+    elif cookie:
+        token = cookie
+    else:
+        raise Unauthenticated("not signed in")
+    try:
+        claims = await app.token_verifier.verify(token.encode())
+    except VerifierError as exc:
+        raise Unauthenticated(str(exc)) from exc
+    session = await app.sessions.get(claims.sid)
+    if session is None or session.sub != claims.sub:
+        raise Unauthenticated("the session has ended")
+    user = await app.users.get(claims.sub)
+    if user is None or user.status != ACTIVE:
+        raise Unauthenticated("the account is not active")
+    return Caller(user=user, session=session, via_cookie=authorization is None)
+
+
+async def check_csrf(request: Request, caller: Caller) -> None:
+    """Cookie-authenticated changes need the session's CSRF token (header or form field)
+    and, when the browser sends one, an Origin we know. Bearer callers can't be forged."""
+    if not caller.via_cookie:
+        return
+    app = issuer(request)
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in app.known_origins:
+        raise CsrfFailed("request from an unknown origin")
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        sent = str((await request.form()).get("csrf_token") or "")
+    if not sent or not hmac.compare_digest(sent.encode(), caller.session.csrf.encode()):
+        raise CsrfFailed("missing or wrong CSRF token")
+
+
+def client_ip(request: Request) -> str:
+    """The client's address; from X-Forwarded-For only when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if peer in issuer(request).trusted_proxies:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        if hops:
+            return hops[-1]
+    return peer
+
+
+def error_response(exc: IssuerError) -> Response:
+    body = {"error": exc.error}
+    if exc.description:
+        body["error_description"] = exc.description
+    headers = {"Cache-Control": "no-store"}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = f'Bearer realm="authgate", error="{exc.error}"'
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def no_store(response: Response) -> Response:
+    """Token responses must not be cached (RFC 6749 §5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

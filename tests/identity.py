@@ -1,0 +1,93 @@
+"""Identity-side test servers: a real OpenID Provider (npm oidc-provider), the issuer as a
+process, and a browser that logs in through the provider's own pages."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+
+from authgate.nginx import free_port, wait_for_port
+
+from .harness import AUDIENCE, REPO
+
+OIDC_DIR = REPO / "tests" / "oidc"
+CLIENT_ID, CLIENT_SECRET = "authgate-test-client", "authgate-test-secret"
+
+
+class OpenIdProvider:
+    """oidc-provider on loopback; any login name signs in, and becomes `sub`."""
+
+    def __init__(self, redirect_uri: str, log_dir: Path) -> None:
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self._log = (log_dir / f"oidc-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            ["node", str(OIDC_DIR / "provider.mjs"), str(self.port), CLIENT_ID, CLIENT_SECRET, redirect_uri],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=OIDC_DIR,
+        )  # fmt: skip
+        wait_for_port(self.port, self.process, timeout=30)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._log.close()
+
+
+class IssuerProcess:
+    """`authgate-issuer` through its real entry point."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"issuer-{self.port}.log"
+        self._log = self.log_path.open("wb")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
+        self.env = {**base, "AUTHGATE_PUBLIC_URL": self.url, "AUTHGATE_AUDIENCE": AUDIENCE, **env}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "authgate-issuer"), "--port", str(self.port)],
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(self.port, self.process, timeout=30)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(Path(sys.executable).parent / "authgate-issuer"), *args]
+        return subprocess.run(
+            command, env=self.env, capture_output=True, text=True, timeout=30, check=False
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self._log.close()
+
+
+FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"', re.I)
+
+
+def sign_in_at_provider(
+    browser: httpx.Client, response: httpx.Response, login: str
+) -> httpx.Response:
+    """From the provider's login page, sign in as `login` and consent; the response after
+    the provider hands back to the issuer (all redirects followed)."""
+    for prompt, fields in (("login", {"login": login, "password": "any"}), ("consent", {})):
+        assert response.status_code == 200, (response.status_code, response.text[:300])
+        match = FORM_ACTION.search(response.text)
+        assert match, f"no {prompt} form in: {response.text[:300]}"
+        response = browser.post(
+            urljoin(str(response.url), match.group(1)), data={"prompt": prompt, **fields}
+        )
+        if "/interaction/" not in str(response.url):
+            return response
+    return response
