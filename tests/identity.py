@@ -91,3 +91,18 @@ def sign_in_at_provider(
         if "/interaction/" not in str(response.url):
             return response
     return response
+
+
+def social_providers_yaml(fake_url_endpoints: dict[str, dict[str, str]], client_id: str) -> str:
+    """providers.yml for the fake Kakao and GitHub (secrets from the environment)."""
+    lines = ["providers:"]
+    for name, endpoints in fake_url_endpoints.items():
+        lines += [
+            f"  - name: {name}",
+            f"    type: {name}",
+            f"    client_id: {client_id}",
+            "    client_secret: {env: FAKE_PROVIDER_SECRET}",
+            "    endpoints:",
+            *(f"      {k}: {v}" for k, v in endpoints.items()),
+        ]
+    return "\n".join(lines) + "\n"

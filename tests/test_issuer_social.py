@@ -1,0 +1,385 @@
+"""Kakao and GitHub logins against local servers in those providers' documented shapes,
+and the attacks on the login itself: state, PKCE, nonce, ID tokens, redirects."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from issuer.redirects import safe_return_url
+
+from .fake_providers import FakeProvider
+from .identity import IssuerProcess, social_providers_yaml
+
+CLIENT_ID, SECRET = "fake-client-id", "fake-client-secret"
+APP = "http://127.0.0.1:8080"
+
+KAKAO_USER = {
+    "id": 4061237812,
+    "connected_at": "2026-11-21T01:02:03Z",
+    "properties": {"nickname": "홍길동"},
+    "kakao_account": {
+        "profile_nickname_needs_agreement": False,
+        "profile": {"nickname": "홍길동", "is_default_nickname": False},
+        "email_needs_agreement": False,
+        "is_email_valid": True,
+        "is_email_verified": True,
+        "email": "gildong@kakao.test",
+    },
+}
+GITHUB_USER = {
+    "user": {"login": "octocat", "id": 583231, "name": "The Octocat", "email": None},
+    "emails": [
+        {"email": "old@github.test", "primary": False, "verified": True, "visibility": None},
+        {
+            "email": "octocat@github.test",
+            "primary": True,
+            "verified": True,
+            "visibility": "private",
+        },
+    ],
+}
+
+
+@dataclass
+class Social:
+    fake: FakeProvider
+    issuer: IssuerProcess
+    redis: redis.Redis
+
+
+@pytest.fixture(scope="module")
+def social(
+    redis_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Social]:
+    work = tmp_path_factory.mktemp("social")
+    fake = FakeProvider(CLIENT_ID, SECRET)
+    providers = work / "providers.yml"
+    providers.write_text(
+        social_providers_yaml({k: fake.endpoints(k) for k in ("kakao", "github")}, CLIENT_ID)
+    )
+    issuer = IssuerProcess(
+        {"AUTHGATE_REDIS_URL": redis_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
+         "AUTHGATE_PROVIDERS_FILE": str(providers), "AUTHGATE_RETURN_ORIGINS": APP,
+         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1", "FAKE_PROVIDER_SECRET": SECRET},
+        logs,
+    )  # fmt: skip
+    yield Social(fake, issuer, redis.Redis.from_url(redis_url, decode_responses=True))
+    issuer.stop()
+    fake.close()
+
+
+def browser() -> httpx.Client:
+    """A browser of its own address (the issuer trusts X-Forwarded-For from loopback)."""
+    ip = f"10.{secrets.randbelow(255)}.{secrets.randbelow(255)}.{secrets.randbelow(254) + 1}"
+    return httpx.Client(timeout=15, follow_redirects=False, headers={"X-Forwarded-For": ip})
+
+
+def start(
+    social: Social, http: httpx.Client, provider: str, rd: str = f"{APP}/home"
+) -> tuple[str, str]:
+    """Go to /login/{provider}; (the provider URL the issuer redirected to, its state)."""
+    response = http.get(f"{social.issuer.url}/login/{provider}", params={"rd": rd})
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    return location, parse_qs(urlsplit(location).query)["state"][0]
+
+
+def login(
+    social: Social, http: httpx.Client, provider: str, user: dict[str, Any], rd: str = f"{APP}/home"
+) -> httpx.Response:
+    location, state = start(social, http, provider, rd)
+    code = social.fake.grant(location, user)
+    return http.get(
+        f"{social.issuer.url}/callback/{provider}", params={"code": code, "state": state}
+    )
+
+
+def me(social: Social, http: httpx.Client) -> dict[str, Any]:
+    response = http.get(f"{social.issuer.url}/me")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def failure_code(response: httpx.Response) -> str:
+    assert response.status_code >= 400, response.status_code
+    assert "authgate_session" not in response.headers.get("set-cookie", "")
+    return response.text.split("<small>")[1].split("</small>")[0]
+
+
+def test_kakao_login(social: Social) -> None:
+    with browser() as http:
+        done = login(social, http, "kakao", KAKAO_USER)
+        assert done.status_code == 303 and done.headers["location"] == f"{APP}/home"
+        profile = me(social, http)
+    assert profile["name"] == "홍길동" and profile["email"] == "gildong@kakao.test"
+    assert profile["identities"] == ["kakao:4061237812"]
+    token_call = next(
+        r
+        for r in social.fake.state.requests
+        if r[1] == "/kakao/oauth/token" and "code_verifier" in r[3]
+    )
+    form = parse_qs(token_call[3])
+    assert form["grant_type"] == ["authorization_code"] and form["client_secret"] == [SECRET]
+    assert token_call[2]["Content-Type"].startswith("application/x-www-form-urlencoded")
+
+
+def test_kakao_unverified_email_is_not_kept(social: Social) -> None:
+    user = json.loads(json.dumps(KAKAO_USER))
+    user["id"] = 4061237813
+    user["kakao_account"]["is_email_verified"] = False
+    with browser() as http:
+        assert login(social, http, "kakao", user).status_code == 303
+        assert me(social, http)["email"] == ""
+
+
+def test_github_login_takes_the_verified_primary_email(social: Social) -> None:
+    with browser() as http:
+        assert login(social, http, "github", GITHUB_USER).status_code == 303
+        profile = me(social, http)
+    assert profile["identities"] == ["github:583231"]
+    assert profile["email"] == "octocat@github.test" and profile["name"] == "The Octocat"
+    api_call = next(r for r in social.fake.state.requests if r[1] == "/github/user")
+    assert api_call[2]["Accept"] == "application/vnd.github+json"
+
+
+def test_github_unverified_primary_email_is_not_used(social: Social) -> None:
+    user = {
+        "user": {**GITHUB_USER["user"], "id": 583232},
+        "emails": [  # type: ignore[dict-item]
+            {"email": "spoof@victim.test", "primary": True, "verified": False, "visibility": None}
+        ],
+    }
+    with browser() as http:
+        assert login(social, http, "github", user).status_code == 303
+        assert me(social, http)["email"] == ""
+
+
+@pytest.mark.parametrize(
+    ("provider", "failure", "code"),
+    [
+        ("kakao", (400, {"error": "invalid_grant", "error_code": "KOE320"}), "invalid_grant"),
+        ("kakao", (401, {"error": "invalid_client", "error_code": "KOE010"}), "invalid_client"),
+        (
+            "kakao",
+            (400, {"error": "invalid_grant", "error_code": "KOE303"}),
+            "redirect_uri_mismatch",
+        ),
+        ("kakao", (500, {"error": "server_error"}), "provider_unavailable"),
+        ("github", (200, {"error": "bad_verification_code"}), "invalid_grant"),
+        ("github", (200, {"error": "incorrect_client_credentials"}), "invalid_client"),
+        ("github", (200, {"error": "redirect_uri_mismatch"}), "redirect_uri_mismatch"),
+    ],
+)
+def test_token_endpoint_errors_map_to_stable_codes(
+    social: Social, provider: str, failure: tuple[int, dict[str, Any]], code: str
+) -> None:
+    social.fake.state.token_failure = failure
+    with browser() as http:
+        assert (
+            failure_code(
+                login(social, http, provider, KAKAO_USER if provider == "kakao" else GITHUB_USER)
+            )
+            == code
+        )
+
+
+def test_profile_api_errors(social: Social) -> None:
+    social.fake.state.api_failure = (401, {"msg": "this access token does not exist", "code": -401})
+    with browser() as http:
+        assert failure_code(login(social, http, "kakao", KAKAO_USER)) == "invalid_response"
+
+
+def test_provider_error_parameter(social: Social) -> None:
+    with browser() as http:
+        _, state = start(social, http, "kakao")
+        cancelled = http.get(f"{social.issuer.url}/callback/kakao",
+                             params={"error": "access_denied", "error_description": "User denied access", "state": state})  # fmt: skip
+        assert failure_code(cancelled) == "access_denied"
+        # The state was spent by that callback.
+        assert (
+            failure_code(
+                http.get(
+                    f"{social.issuer.url}/callback/kakao", params={"code": "x", "state": state}
+                )
+            )
+            == "invalid_state"
+        )
+
+
+def test_state_tampered_replayed_or_from_another_browser(social: Social) -> None:
+    with browser() as http:
+        location, state = start(social, http, "kakao")
+        code = social.fake.grant(location, KAKAO_USER)
+        assert (
+            failure_code(
+                http.get(
+                    f"{social.issuer.url}/callback/kakao",
+                    params={"code": code, "state": state + "x"},
+                )
+            )
+            == "invalid_state"
+        )
+    with browser() as victim:  # login CSRF: the attacker's callback in the victim's browser
+        location, state = start(social, victim, "kakao")
+        code = social.fake.grant(location, KAKAO_USER)
+        with browser() as attacker_browser:
+            forged = attacker_browser.get(
+                f"{social.issuer.url}/callback/kakao", params={"code": code, "state": state}
+            )
+            assert failure_code(forged) == "invalid_state"
+    with browser() as http:
+        location, state = start(social, http, "kakao")
+        callback = {"code": social.fake.grant(location, KAKAO_USER), "state": state}
+        assert http.get(f"{social.issuer.url}/callback/kakao", params=callback).status_code == 303
+        assert (
+            failure_code(http.get(f"{social.issuer.url}/callback/kakao", params=callback))
+            == "invalid_state"
+        )
+
+
+def test_state_of_one_provider_is_refused_at_another(social: Social) -> None:
+    with browser() as http:
+        location, state = start(social, http, "github")
+        code = social.fake.grant(location, GITHUB_USER)
+        assert (
+            failure_code(
+                http.get(
+                    f"{social.issuer.url}/callback/kakao", params={"code": code, "state": state}
+                )
+            )
+            == "invalid_state"
+        )
+
+
+def _tamper(social: Social, state: str, **changes: str) -> None:
+    key = f"authgate:login-state:{state}"
+    record = json.loads(social.redis.get(key) or "{}")
+    social.redis.set(key, json.dumps({**record, **changes}), keepttl=True)
+
+
+def test_wrong_pkce_verifier_is_refused_by_the_provider(social: Social) -> None:
+    with browser() as http:
+        location, state = start(social, http, "kakao")
+        code = social.fake.grant(location, KAKAO_USER)
+        _tamper(social, state, verifier="not-the-verifier-" + "x" * 40)
+        assert (
+            failure_code(
+                http.get(
+                    f"{social.issuer.url}/callback/kakao", params={"code": code, "state": state}
+                )
+            )
+            == "invalid_grant"
+        )
+
+
+def test_code_replay_is_refused(social: Social) -> None:
+    with browser() as http:
+        location, state = start(social, http, "kakao")
+        record = social.redis.get(f"authgate:login-state:{state}")
+        prelogin = http.cookies["authgate_prelogin"]
+        code = social.fake.grant(location, KAKAO_USER)
+        assert (
+            http.get(
+                f"{social.issuer.url}/callback/kakao", params={"code": code, "state": state}
+            ).status_code
+            == 303
+        )
+        # Even with its state and browser binding restored, a spent code buys nothing.
+        social.redis.set(f"authgate:login-state:{state}", record or "", ex=60)
+        http.cookies.set("authgate_prelogin", prelogin)
+        assert (
+            failure_code(
+                http.get(
+                    f"{social.issuer.url}/callback/kakao", params={"code": code, "state": state}
+                )
+            )
+            == "invalid_grant"
+        )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"claims": {"nonce": "someone-elses-nonce"}},
+        {"claims": {"aud": "another-client"}},
+        {"claims": {"aud": [CLIENT_ID, "another-client"]}},  # several audiences and no azp
+        {"claims": {"iss": "https://evil.test"}},
+        {"claims": {"exp": 1}},
+        {"claims": {"iat": 1}},
+        {"claims": {"sub": "999"}},  # another user than the profile's
+        {"key": "other"},
+    ],
+)
+def test_bad_id_tokens_are_refused(social: Social, change: dict[str, Any]) -> None:
+    social.fake.state.id_token_claims = change.get("claims", {})
+    if change.get("key"):
+        social.fake.state.id_token_key = rsa.generate_private_key(
+            public_exponent=65537, key_size=2048
+        )
+    try:
+        with browser() as http:
+            code = failure_code(login(social, http, "kakao", KAKAO_USER))
+    finally:
+        social.fake.state.id_token_claims, social.fake.state.id_token_key = {}, None
+    assert code in ("invalid_id_token", "invalid_response"), code
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        "//evil.test/x",
+        "/\\evil.test",
+        "/\\/evil.test",
+        "https://good@evil.test/",
+        "https://127.0.0.1:8080@evil.test/",
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "https://evil.test/",
+        "http://127.0.0.1:8081/",
+        "https://127.0.0.1:8080/",
+        "http://127.0.0.1:8080.evil.test/",
+        " http://127.0.0.1:8080/",
+        "http://127.0.0.1:8080\\@evil.test/",
+        "\x00/x",
+        "/x\ny",
+        "http:///evil.test",
+        "http://127.0.0.1:99999/",
+    ],
+)
+def test_open_redirects_are_refused(rd: str) -> None:
+    assert safe_return_url(rd, (APP,)) == "/"
+
+
+@pytest.mark.parametrize("rd", [f"{APP}/", f"{APP}/a/b?c=d#e", "/home", "/a?next=%2F%2Fevil"])
+def test_allowed_redirects(rd: str) -> None:
+    assert safe_return_url(rd, (APP,)) == rd
+
+
+def test_evil_rd_through_the_whole_login_lands_on_the_issuer(social: Social) -> None:
+    with browser() as http:
+        done = login(social, http, "kakao", KAKAO_USER, rd="https://good@evil.test/")
+        assert done.status_code == 303 and done.headers["location"] == "/"
+
+
+def test_login_start_is_rate_limited_per_client(social: Social) -> None:
+    with browser() as http:
+        statuses = [http.get(f"{social.issuer.url}/login/kakao").status_code for _ in range(32)]
+        assert statuses[:30] == [302] * 30
+        limited = http.get(f"{social.issuer.url}/login/kakao")
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    with browser() as other:  # another client is not affected
+        assert other.get(f"{social.issuer.url}/login/kakao").status_code == 302
