@@ -12,7 +12,7 @@ from authgate.signing import jwks
 
 from .errors import InvalidRequest, UnsupportedGrantType
 from .redirects import safe_return_url
-from .web import authenticate, check_csrf, client_ip, issuer, no_store
+from .web import authenticate, check_csrf, client_ip, form, issuer, no_store
 
 log = logging.getLogger("authgate.issuer")
 
@@ -25,10 +25,10 @@ TOKEN_RATE = 60  # per client IP, per minute
 async def token(request: Request) -> Response:
     app = issuer(request)
     await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
-    form = await request.form()
-    grant = form.get("grant_type")
+    fields = await form(request)
+    grant = fields.get("grant_type")
     if grant == "refresh_token":
-        refresh = form.get("refresh_token")
+        refresh = fields.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
             raise InvalidRequest("refresh_token is required")
         return no_store(JSONResponse(await app.tokens.refresh(refresh)))
@@ -37,7 +37,7 @@ async def token(request: Request) -> Response:
         if not caller.via_cookie:
             raise InvalidRequest("this grant takes the browser session cookie")
         await check_csrf(request, caller)
-        scope = str(form.get("scope") or "")
+        scope = fields.get("scope", "")
         pair = await app.tokens.issue(caller.user, caller.session, API_CLIENT, scope)
         return no_store(JSONResponse(pair))
     raise UnsupportedGrantType(f"grant_type {grant!r} is not supported")
@@ -70,8 +70,8 @@ async def revoke(request: Request) -> Response:
     else is answered 200 too (§2.2: the client can't act on the difference)."""
     app = issuer(request)
     await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
-    form = await request.form()
-    value = form.get("token")
+    fields = await form(request)
+    value = fields.get("token")
     if not isinstance(value, str) or not value:
         raise InvalidRequest("token is required")
     if not await app.tokens.revoke(value):

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from .errors import Conflict, InvalidRequest, LoginFailed, NotFound
 from .login import PRELOGIN_COOKIE, finish_login
 from .redirects import safe_return_url
-from .web import client_ip, issuer
+from .web import client_ip, form, issuer
 
 HASHER = PasswordHasher()  # argon2id with the library's current (RFC 9106) parameters
 #: Verified against when the email is unknown, so both failures cost the same.
@@ -32,23 +32,23 @@ async def _form(request: Request) -> dict[str, str]:
     app = issuer(request)
     if not app.settings.local_accounts:
         raise NotFound("local accounts are not enabled")
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    fields = await form(request)
     # The form carries the pre-login cookie's value: a page of ours sent it (login CSRF).
-    sent, cookie = form.get("login_csrf", ""), request.cookies.get(PRELOGIN_COOKIE, "")
+    sent, cookie = fields.get("login_csrf", ""), request.cookies.get(PRELOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
         raise LoginFailed("invalid_state", "please reload the sign-in page and try again")
-    return form
+    return fields
 
 
 async def sign_in(request: Request) -> Response:
     app = issuer(request)
-    form = await _form(request)
+    fields = await _form(request)
     await app.limiter.hit("signin", client_ip(request), limit=SIGNIN_RATE, window=60)
-    email = form.get("email", "").strip().lower()
+    email = fields.get("email", "").strip().lower()
     await app.limiter.check_lockout(email)
     found = await app.users.local_credentials(email) if EMAIL.fullmatch(email) else None
     try:
-        HASHER.verify(found[1] if found else _DUMMY_HASH, form.get("password", ""))
+        HASHER.verify(found[1] if found else _DUMMY_HASH, fields.get("password", ""))
         ok = found is not None
     except (VerificationError, InvalidHashError):
         ok = False
@@ -58,30 +58,30 @@ async def sign_in(request: Request) -> Response:
     await app.limiter.success(email)
     uid, stored = found
     if HASHER.check_needs_rehash(stored):
-        await app.users.set_password_hash(uid, HASHER.hash(form.get("password", "")))
+        await app.users.set_password_hash(uid, HASHER.hash(fields.get("password", "")))
     user = await app.users.get(uid)
     if user is None:
         raise LoginFailed("invalid_credentials", INVALID, status=401)
     return await finish_login(
-        request, user, safe_return_url(form.get("rd"), app.settings.return_origins)
+        request, user, safe_return_url(fields.get("rd"), app.settings.return_origins)
     )
 
 
 async def register(request: Request) -> Response:
     app = issuer(request)
-    form = await _form(request)
+    fields = await _form(request)
     await app.limiter.hit("register", client_ip(request), limit=SIGNIN_RATE, window=60)
-    email = form.get("email", "").strip()
-    password = form.get("password", "")
+    email = fields.get("email", "").strip()
+    password = fields.get("password", "")
     if not EMAIL.fullmatch(email):
         raise InvalidRequest("a valid email address is required")
     if not 10 <= len(password) <= 1024:
         raise InvalidRequest("the password must be 10 to 1024 characters")
     user = await app.users.create_local(
-        email, form.get("name", "").strip()[:200], HASHER.hash(password)
+        email, fields.get("name", "").strip()[:200], HASHER.hash(password)
     )
     if user is None:
         raise Conflict("an account with this email exists")
     return await finish_login(
-        request, user, safe_return_url(form.get("rd"), app.settings.return_origins)
+        request, user, safe_return_url(fields.get("rd"), app.settings.return_origins)
     )

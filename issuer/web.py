@@ -6,13 +6,14 @@ import hmac
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from verifier.errors import VerifierError
 
-from .errors import CsrfFailed, IssuerError, Unauthenticated
+from .errors import CsrfFailed, InvalidRequest, IssuerError, Unauthenticated
 from .sessions import Session
 from .users import ACTIVE, User
 
@@ -74,9 +75,35 @@ async def check_csrf(request: Request, caller: Caller) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded"
     ):
-        sent = str((await request.form()).get("csrf_token") or "")
+        sent = (await form(request)).get("csrf_token", "")
     if not sent or not hmac.compare_digest(sent.encode(), caller.session.csrf.encode()):
         raise CsrfFailed("missing or wrong CSRF token")
+
+
+#: Form bodies larger than this are refused: ours hold a few short fields.
+MAX_FORM_BYTES = 16_384
+
+
+async def form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body (what RFC 6749 §3.2 and §4.1.3 and
+    browser forms send); anything else is refused. The first value of each field."""
+    cached: dict[str, str] | None = getattr(request.state, "form", None)
+    if cached is not None:
+        return cached
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidRequest("the body must be application/x-www-form-urlencoded")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidRequest("the form is too large")
+    try:
+        fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise InvalidRequest("the form is not UTF-8") from None
+    request.state.form = {name: values[0] for name, values in fields.items()}
+    return dict(request.state.form)
 
 
 def client_ip(request: Request) -> str:

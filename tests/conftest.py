@@ -21,6 +21,7 @@ from authgate.nginx import NGINX_DIR, Nginx, free_port, wait_for_port
 from authgate.signing import SigningKey
 
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
+from .social import social  # noqa: F401 - a fixture, shared by the issuer tests
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -171,7 +171,7 @@ class FakeProvider(_Server):
             answer["id_token"] = self.id_token(
                 grant, str(grant.user["id"]), "https://kauth.kakao.com"
             )
-            self.state.issued[answer["access_token"]] = grant
+            self.state.issued[f"at-{grant.code}"] = grant
             return 200, answer
         if path == "/github/login/oauth/access_token":
             # GitHub answers errors with 200 and an `error` field.
