@@ -22,8 +22,15 @@ from .contract import (
 )
 
 
-async def write_session(
-    redis: aioredis.Redis,
+async def write_session(redis: aioredis.Redis, sid: str, **record: Any) -> None:
+    """Create or replace session `sid` and announce the change (see `queue_session`)."""
+    async with redis.pipeline(transaction=True) as pipe:
+        queue_session(pipe, sid, **record)
+        await pipe.execute()
+
+
+def queue_session(
+    pipe: aioredis.client.Pipeline,
     sid: str,
     *,
     sub: str,
@@ -34,11 +41,13 @@ async def write_session(
     name: str = "",
     extra: Mapping[str, str] | None = None,
 ) -> None:
-    """Create or replace session `sid`, alive for `ttl` seconds, and announce the change.
+    """Queue on `pipe` (a MULTI pipeline) the commands that create or replace session
+    `sid`, alive for `ttl` seconds, and announce it; the caller executes, possibly with
+    commands of its own in the same transaction.
 
     `extra`: fields of the issuer's own (the verifier reads only the contract's).
     """
-    fields: dict[Any, str] = {  # Any: redis-py types its mapping keys invariantly
+    fields: dict[str, str] = {
         **(extra or {}),
         SESSION_FIELD_SUB: sub,
         SESSION_FIELD_ROLES: " ".join(sorted(roles)),
@@ -47,12 +56,10 @@ async def write_session(
         SESSION_FIELD_NAME: name,
     }
     key = session_key(sid)
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(key)
-        pipe.hset(key, mapping=fields)
-        pipe.pexpire(key, int(ttl * 1000))
-        pipe.publish(SESSION_EVENTS_CHANNEL, sid)
-        await pipe.execute()
+    pipe.delete(key)
+    pipe.hset(key, mapping=fields)
+    pipe.pexpire(key, int(ttl * 1000))
+    pipe.publish(SESSION_EVENTS_CHANNEL, sid)
 
 
 async def end_session(redis: aioredis.Redis, sid: str) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from authgate.contract import session_key
-from authgate.sessions import end_session, write_session
+from authgate.sessions import end_session, queue_session, write_session
 from authgate.signing import new_session_id
 
 from .users import User
@@ -42,11 +42,11 @@ class Sessions:
         sid = new_session_id()
         csrf = secrets.token_urlsafe(32)
         now = time.time()
-        await write_session(
-            self._redis, sid, sub=user.id, ttl=self._ttl, roles=user.roles, email=user.email,
-            name=user.name, extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
-        )  # fmt: skip
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            queue_session(
+                pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles, email=user.email,
+                name=user.name, extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
+            )  # fmt: skip
             pipe.sadd(USER_SESSIONS + user.id, sid)
             pipe.expire(USER_SESSIONS + user.id, self._ttl)
             await pipe.execute()

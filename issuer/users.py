@@ -24,19 +24,19 @@ USERS = "authgate:users"
 ACTIVE, SUSPENDED = "active", "suspended"
 
 # Finds or creates the user of an identity in one step, so two concurrent first logins
-# of the same person make one user. Returns {uid, created (1/0)}.
+# of the same person make one user. Returns {uid, created (1/0), the user's hash}.
 _UPSERT = """
 local uid = redis.call('GET', KEYS[1])
 if uid then
   if ARGV[2] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'email', ARGV[2]) end
   if ARGV[3] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'name', ARGV[3]) end
-  return {uid, 0}
+  return {uid, 0, redis.call('HGETALL', ARGV[5] .. uid)}
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', ARGV[5] .. ARGV[1], 'email', ARGV[2], 'name', ARGV[3], 'roles', '',
            'status', 'active', 'created', ARGV[4], 'identities', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return {ARGV[1], 1}
+return {ARGV[1], 1, redis.call('HGETALL', ARGV[5] .. ARGV[1])}
 """
 
 
@@ -78,13 +78,11 @@ class Users:
         """The user behind `identity`, created on first login; (user, created)."""
         email = identity.email if identity.email_verified and identity.email else ""
         ref = f"{identity.provider}:{identity.subject}"
-        uid, created = await self._upsert(
+        uid, created, flat = await self._upsert(
             keys=[IDENTITY + ref, USERS],
             args=[new_id(), email, identity.name or "", time.time(), USER, ref],
         )
-        user = await self.get(uid)
-        assert user is not None
-        return user, bool(int(created))
+        return _user(uid, dict(zip(flat[::2], flat[1::2], strict=True))), bool(int(created))
 
     async def get(self, uid: str) -> User | None:
         fields = await self._redis.hgetall(USER + uid)
