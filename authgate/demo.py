@@ -1,22 +1,27 @@
 """`bin/demo`: authgate on one machine, end to end.
 
-Starts the verifier and nginx (from nginx/templates/example.conf.template, with its demo
-upstream), signs demo tokens with a local key, writes two demo sessions to Redis, and
-prints the URLs with curl commands to try. Ctrl-C stops everything. `--check` makes the
-sample requests itself, prints what came back, and exits non-zero if any answer is wrong.
+Starts the issuer (local accounts on), the verifier and nginx (from
+nginx/templates/example.conf.template, with its demo upstream), makes two demo users
+with sessions, and prints the URLs with curl commands to try; in a browser, a protected
+page sends you to sign in and back. Ctrl-C stops everything. `--check` makes the sample
+requests itself (a browser sign-up included), prints what came back, and exits
+non-zero if any answer is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import redis
@@ -24,157 +29,187 @@ import redis.asyncio as aioredis
 
 from .config import redact_url
 from .nginx import NGINX_DIR, Nginx, free_port, wait_for_port
-from .sessions import write_session
-from .signing import SigningKey, access_token_claims, jwks, new_session_id
 
-ISSUER = "http://127.0.0.1:9180"  # where authgate-issuer will run; not part of the demo yet
-AUDIENCE = "authgate-demo"
 RUNTIME = Path(__file__).resolve().parent.parent / "run" / "demo"
+AUDIENCE = "authgate"
 DEMO_USERS = {"alice": "admin", "bob": "viewer"}  # user → role
-DEMO_LIFETIME = 8 * 3600  # seconds, for the demo sessions and tokens
+DEMO_LIFETIME = 8 * 3600  # seconds, for the demo tokens
+BIN = Path(sys.executable).parent
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--nginx-port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--verifier-port", type=int, default=9181, help="0 picks a free port")
-    parser.add_argument("--upstream-port", type=int, default=8081, help="0 picks a free port")
+    for name, default in (
+        ("nginx", 8080),
+        ("issuer", 9180),
+        ("verifier", 9181),
+        ("upstream", 8081),
+    ):
+        parser.add_argument(f"--{name}-port", type=int, default=default, help="0 picks a free port")
     parser.add_argument(
         "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     parser.add_argument("--check", action="store_true", help="make the sample requests, then exit")
     args = parser.parse_args(argv)
-    ports = {
-        name: getattr(args, name) or free_port()
-        for name in ("nginx_port", "verifier_port", "upstream_port")
+    port = {
+        n: getattr(args, f"{n}_port") or free_port()
+        for n in ("nginx", "issuer", "verifier", "upstream")
     }
-
     try:
         redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         where = redact_url(args.redis_url)
         sys.exit(f"demo: no Redis at {where} ({exc}); start one or set AUTHGATE_REDIS_URL")
 
+    base, issuer = f"http://127.0.0.1:{port['nginx']}", f"http://127.0.0.1:{port['issuer']}"
     RUNTIME.mkdir(parents=True, exist_ok=True)
-    key = _demo_key(RUNTIME / "signing-key.pem")
-    (RUNTIME / "jwks.json").write_text(json.dumps(jwks([key]), indent=2))
-    sids = {sub: new_session_id() for sub in DEMO_USERS}
-    alice, bob = sids["alice"], sids["bob"]
-    asyncio.run(_write_sessions(args.redis_url, sids))
-
-    def token(sid: str, sub: str) -> str:
-        claims = access_token_claims(
-            issuer=ISSUER,
-            audience=AUDIENCE,
-            sub=sub,
-            sid=sid,
-            client_id="demo",
-            lifetime=DEMO_LIFETIME,
-        )
-        return key.sign(claims)
-
-    base = f"http://127.0.0.1:{ports['nginx_port']}"
-    env = {
-        **os.environ,
-        "AUTHGATE_ISSUER": ISSUER,
-        "AUTHGATE_AUDIENCE": AUDIENCE,
-        "AUTHGATE_REDIS_URL": args.redis_url,
-        "AUTHGATE_JWKS_FILE": str(RUNTIME / "jwks.json"),
+    common = {**os.environ, "AUTHGATE_REDIS_URL": args.redis_url, "AUTHGATE_AUDIENCE": AUDIENCE}
+    issuer_env = {
+        **common,
+        "AUTHGATE_PUBLIC_URL": issuer,
+        "AUTHGATE_KEYS_DIR": str(RUNTIME / "issuer-keys"),
+        "AUTHGATE_RETURN_ORIGINS": base,
+        "AUTHGATE_LOCAL_ACCOUNTS": "true",
+    }
+    verifier_env = {
+        **common,
+        "AUTHGATE_ISSUER": issuer,
+        "AUTHGATE_JWKS_URL": f"{issuer}/.well-known/jwks.json",
         "AUTHGATE_POLICY_FILE": str(NGINX_DIR / "example-policy.yml"),
-        "AUTHGATE_LOGIN_URL": f"{ISSUER}/login",
+        "AUTHGATE_LOGIN_URL": f"{issuer}/login",
         "AUTHGATE_SESSION_COOKIE": "authgate_session",
     }
-    with tempfile.TemporaryFile() as verifier_log:
-        command = Path(sys.executable).parent / "authgate-verifier"
-        verifier = subprocess.Popen(  # noqa: S603 - our own entry point
-            [str(command), "--port", str(ports["verifier_port"])],
-            env=env,
-            stdout=verifier_log,
-            stderr=subprocess.STDOUT,
-        )
-        nginx = Nginx(
-            RUNTIME / "nginx",
-            NGINX_DIR / "templates" / "example.conf.template",
-            {
-                "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{ports['nginx_port']}",
-                "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{ports['verifier_port']}",
-                "AUTHGATE_UPSTREAM_ADDR": f"127.0.0.1:{ports['upstream_port']}",
-                "AUTHGATE_DEMO_UPSTREAM_LISTEN": f"127.0.0.1:{ports['upstream_port']}",
-            },
-        )
+    tokens = asyncio.run(_demo_users(args.redis_url, issuer, RUNTIME / "issuer-keys"))
+    nginx = Nginx(
+        RUNTIME / "nginx",
+        NGINX_DIR / "templates" / "example.conf.template",
+        {
+            "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{port['nginx']}",
+            "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port['verifier']}",
+            "AUTHGATE_UPSTREAM_ADDR": f"127.0.0.1:{port['upstream']}",
+            "AUTHGATE_DEMO_UPSTREAM_LISTEN": f"127.0.0.1:{port['upstream']}",
+        },
+    )
+    with (
+        tempfile.TemporaryFile() as log,
+        _process("authgate-issuer", port["issuer"], issuer_env, log),
+        _process("authgate-verifier", port["verifier"], verifier_env, log),
+    ):
         try:
-            try:
-                wait_for_port(ports["verifier_port"], verifier)
-                nginx.start(ports["nginx_port"])
-            except (RuntimeError, TimeoutError) as exc:
-                verifier_log.seek(0)
-                output = verifier_log.read().decode(errors="replace")
-                sys.exit(f"demo: could not start: {exc}\n{output}{nginx.error_log()}")
-            samples = [
-                ("anyone, a public page", "/public/hello", None, 200),
-                ("anyone, a protected page (browser: sent to login)", "/docs/", None, 302),
-                ("anyone, the API (401 with WWW-Authenticate)", "/api/items", None, 401),
-                ("alice (admin), the admin area", "/admin/", token(alice, "alice"), 200),
-                ("bob (viewer), the admin area", "/admin/", token(bob, "bob"), 403),
-                ("bob, a protected page", "/docs/", token(bob, "bob"), 200),
-            ]
-            print(f"\nauthgate demo: nginx on {base}")
-            print(f"  verifier: http://127.0.0.1:{ports['verifier_port']} (/metrics, /readyz)")
-            print(f"  demo upstream: http://127.0.0.1:{ports['upstream_port']}\n")
-            print(f"alice (roles: admin):  export ALICE='{token(alice, 'alice')}'")
-            print(f"bob (roles: viewer):   export BOB='{token(bob, 'bob')}'\n")
-            failures = 0
-            for label, path, tok, expected in samples:
-                auth = (
-                    f' -H "Authorization: Bearer ${"ALICE" if tok and "alice" in label else "BOB"}"'
-                    if tok
-                    else ""
-                )
-                print(f"  {label}\n    curl -i{auth} {base}{path}")
-                if args.check:
-                    headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-                    status = httpx.get(base + path, headers=headers).status_code
-                    mark = "ok" if status == expected else f"WRONG (expected {expected})"
-                    failures += status != expected
-                    print(f"    -> {status} {mark}")
-            print("\n  Revoke alice's session everywhere, at once:")
-            print(f"    redis-cli DEL authgate:session:{alice}")
-            print(f"    redis-cli PUBLISH authgate:session-events {alice}")
+            nginx.start(port["nginx"])
+        except (RuntimeError, TimeoutError) as exc:
+            sys.exit(f"demo: could not start nginx: {exc}\n{nginx.error_log()}")
+        try:
+            failures = show(base, issuer, port, tokens, check=args.check)
             if args.check:
                 sys.exit(1 if failures else 0)
             print("\nCtrl-C stops the demo.")
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
         finally:
             nginx.stop()
-            verifier.terminate()
-            verifier.wait(timeout=10)
 
 
-def _demo_key(path: Path) -> SigningKey:
-    """The demo's signing key, made on first run and kept, so printed tokens stay valid."""
-    if path.exists():
-        return SigningKey.from_pem(path.read_bytes(), kid="demo-key")
-    key = SigningKey.generate("EdDSA", kid="demo-key")
-    path.write_bytes(key.to_pem())
-    path.chmod(0o600)
-    return key
+def show(
+    base: str, issuer: str, port: dict[str, int], tokens: dict[str, tuple[str, str]], *, check: bool
+) -> int:
+    """Print what to try; with `check`, try it and count the wrong answers."""
+    alice, bob = tokens["alice"][0], tokens["bob"][0]
+    print(f"\nauthgate demo: open {base}/docs/ in a browser: you are sent to sign in (create an")
+    print("account there), then back. Also running:")
+    print(f"  issuer:   {issuer}/login  (keys at /.well-known/jwks.json)")
+    print(f"  verifier: http://127.0.0.1:{port['verifier']}  (/metrics, /readyz)")
+    print(f"  demo upstream: http://127.0.0.1:{port['upstream']}\n")
+    print(f"alice (roles: admin):  export ALICE='{alice}'")
+    print(f"bob (roles: viewer):   export BOB='{bob}'\n")
+    samples = [
+        ("anyone, a public page", "/public/hello", None, 200),
+        ("anyone, a protected page (browser: sent to login)", "/docs/", None, 302),
+        ("anyone, the API (401 with WWW-Authenticate)", "/api/items", None, 401),
+        ("alice (admin), the admin area", "/admin/", "ALICE", 200),
+        ("bob (viewer), the admin area", "/admin/", "BOB", 403),
+        ("bob, a protected page", "/docs/", "BOB", 200),
+    ]
+    failures = 0
+    for label, path, who, expected in samples:
+        auth = f' -H "Authorization: Bearer ${who}"' if who else ""
+        print(f"  {label}\n    curl -i{auth} {base}{path}")
+        if check:
+            headers = {"Authorization": f"Bearer {alice if who == 'ALICE' else bob}"} if who else {}
+            failures += _report(httpx.get(base + path, headers=headers).status_code, expected)
+    print("\n  End alice's session everywhere, at once (what logout and admin actions do):")
+    print(f"    redis-cli DEL authgate:session:{tokens['alice'][1]}")
+    print(f"    redis-cli PUBLISH authgate:session-events {tokens['alice'][1]}")
+    if check:
+        print("\n  a browser signs up at the issuer and comes back to /docs/")
+        failures += _report(_browser_sign_up(base), 200)
+    return failures
 
 
-async def _write_sessions(redis_url: str, sids: dict[str, str]) -> None:
-    client = aioredis.Redis.from_url(redis_url)
+def _report(status: int, expected: int) -> int:
+    print(f"    -> {status} {'ok' if status == expected else f'WRONG (expected {expected})'}")
+    return int(status != expected)
+
+
+def _browser_sign_up(base: str) -> int:
+    """What a person does in a browser: protected page → login page → sign up → back."""
+    with httpx.Client(follow_redirects=True, timeout=15) as browser:
+        login = browser.get(f"{base}/docs/")
+        csrf = login.text.split('name="login_csrf" value="')[1].split('"')[0]
+        rd = str(login.url.params.get("rd", ""))
+        form = {"email": f"demo-{secrets.token_hex(4)}@example.test", "name": "Demo",
+                "password": secrets.token_urlsafe(16), "login_csrf": csrf, "rd": rd}  # fmt: skip
+        landed = browser.post(str(login.url.copy_with(path="/register", query=None)), data=form)
+        return landed.status_code if str(landed.url).startswith(base) else 0
+
+
+async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, tuple[str, str]]:
+    """alice and bob as issuer users with a session each; name → (access token, sid)."""
+    from issuer.keys import KeyStore
+    from issuer.providers import Identity
+    from issuer.sessions import Sessions
+    from issuer.tokens import Tokens, TokenSettings
+    from issuer.users import Users
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    keys = KeyStore(str(keys_dir))
+    keys.ensure("EdDSA")
+    users, sessions = Users(client), Sessions(client, DEMO_LIFETIME)
+    tokens = Tokens(
+        client, keys, sessions, users, TokenSettings(issuer, AUDIENCE, DEMO_LIFETIME, 3600, 5)
+    )
+    made = {}
     try:
-        for sub, role in DEMO_USERS.items():
-            await write_session(
-                client,
-                sids[sub],
-                sub=sub,
-                ttl=DEMO_LIFETIME,
-                roles=[role],
-                email=f"{sub}@example.test",
-                name=sub.title(),
+        for name, role in DEMO_USERS.items():
+            user, _ = await users.upsert(
+                Identity("demo", name, f"{name}@example.test", True, name.title())
+            )
+            await users.set_roles(user.id, frozenset({role}))
+            user = await users.get(user.id) or user
+            session = await sessions.create(user)
+            made[name] = (
+                tokens.access_token(user, session.sid, "demo", "", DEMO_LIFETIME),
+                session.sid,
             )
     finally:
         await client.aclose()
+    return made
+
+
+@contextmanager
+def _process(command: str, port: int, env: dict[str, str], log: IO[bytes]) -> Iterator[None]:
+    process = subprocess.Popen(
+        [str(BIN / command), "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    try:
+        try:
+            wait_for_port(port, process)
+        except (RuntimeError, TimeoutError) as exc:
+            log.seek(0)
+            sys.exit(f"demo: {command} did not start: {exc}\n{log.read().decode(errors='replace')}")
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -65,14 +65,23 @@ async def login_page(request: Request) -> Response:
     local = ""
     prelogin = prelogin_value(request)
     if app.settings.local_accounts:
-        local = (
-            '<form method="post" action="/login/local">'
+        hidden = (
             f'<input type="hidden" name="rd" value="{html.escape(rd)}">'
             f'<input type="hidden" name="login_csrf" value="{html.escape(prelogin)}">'
+        )
+        local = (
+            f'<form method="post" action="/login/local">{hidden}'
             '<label>Email <input name="email" type="email" required'
             ' autocomplete="username"></label>'
             '<label>Password <input name="password" type="password" required'
             ' autocomplete="current-password"></label><button>Sign in</button></form>'
+            f'<h2>New here?</h2><form method="post" action="/register">{hidden}'
+            '<label>Email <input name="email" type="email" required'
+            ' autocomplete="username"></label>'
+            '<label>Name <input name="name" autocomplete="name"></label>'
+            '<label>Password (10 characters or more) <input name="password" type="password"'
+            ' required minlength="10" autocomplete="new-password"></label>'
+            "<button>Create account</button></form>"
         )
     if not items and not local:
         items = "<li>No sign-in method is configured.</li>"

@@ -108,11 +108,15 @@ def load_providers(path: str) -> tuple[ProviderConfig, ...]:
         raise ProvidersError(["the file must be a mapping with a list under `providers`"])
     problems: list[str] = []
     configs: list[ProviderConfig] = []
+    names: set[str] = set()
     for index, raw in enumerate(document["providers"]):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in names:
+                problems.append(f"providers[{index}].name: {name!r} is used twice")
+            names.add(name)
         config = _provider(f"providers[{index}]", raw, problems)
         if config is not None:
-            if any(c.name == config.name for c in configs):
-                problems.append(f"providers[{index}].name: {config.name!r} is used twice")
             configs.append(config)
     if problems:
         raise ProvidersError(problems)
