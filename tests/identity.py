@@ -77,19 +77,27 @@ FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"', re.I)
 
 
 def sign_in_at_provider(
-    browser: httpx.Client, response: httpx.Response, login: str
+    browser: httpx.Client, response: httpx.Response, login: str, stop_at: str | None = None
 ) -> httpx.Response:
     """From the provider's login page, sign in as `login` and consent; the response after
-    the provider hands back to the issuer (all redirects followed)."""
+    the provider hands back to the issuer (all redirects followed), or, with `stop_at`,
+    the provider's redirect to a URL starting with it (not followed)."""
     for prompt, fields in (("login", {"login": login, "password": "any"}), ("consent", {})):
         assert response.status_code == 200, (response.status_code, response.text[:300])
         match = FORM_ACTION.search(response.text)
         assert match, f"no {prompt} form in: {response.text[:300]}"
+        url = urljoin(str(response.url), match.group(1))
         response = browser.post(
-            urljoin(str(response.url), match.group(1)), data={"prompt": prompt, **fields}
+            url, data={"prompt": prompt, **fields}, follow_redirects=stop_at is None
         )
+        while stop_at is not None and response.is_redirect:
+            location = urljoin(str(response.url), response.headers["location"])
+            if location.startswith(stop_at):
+                return response
+            response = browser.get(location, follow_redirects=False)
         if "/interaction/" not in str(response.url):
             return response
+    return response
     return response
 
 

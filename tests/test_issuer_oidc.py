@@ -7,6 +7,7 @@ cookie jar, following redirects like a browser does.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+import redis
 
 from authgate.nginx import NGINX_DIR, Nginx, free_port
 
@@ -81,7 +83,9 @@ def browser() -> httpx.Client:
     return httpx.Client(timeout=15, follow_redirects=True)
 
 
-def log_in(stack: Stack, http: httpx.Client, login: str, path: str = "/docs/1") -> httpx.Response:
+def log_in(
+    stack: Stack, http: httpx.Client, login: str, path: str = "/docs/1", stop_at: str | None = None
+) -> httpx.Response:
     """Visit a protected page, get sent to the issuer, pick the provider, sign in there."""
     first = http.get(stack.nginx + path, follow_redirects=False)
     assert first.status_code == 302
@@ -89,7 +93,7 @@ def log_in(stack: Stack, http: httpx.Client, login: str, path: str = "/docs/1") 
     assert login_page.status_code == 200 and "Continue with Test OP" in login_page.text
     rd = parse_qs(urlsplit(first.headers["location"]).query)["rd"][0]
     at_provider = http.get(f"{stack.issuer.url}/login/test?{urlencode({'rd': rd})}")
-    return sign_in_at_provider(http, at_provider, login)
+    return sign_in_at_provider(http, at_provider, login, stop_at)
 
 
 def test_login_then_protected_request_then_logout(stack: Stack) -> None:
@@ -122,3 +126,30 @@ def test_second_login_of_the_same_subject_is_the_same_user(stack: Stack) -> None
             assert log_in(stack, http, "bob").status_code == 200
             ids.append(http.get(f"{stack.issuer.url}/me").json()["id"])
     assert ids[0] == ids[1]
+
+
+def test_authorization_response_iss_must_be_the_providers(stack: Stack) -> None:
+    """RFC 9207: oidc-provider sends `iss` with the code; a response claiming another
+    issuer (a mix-up attack) is refused."""
+    with browser() as http:
+        handoff = log_in(stack, http, "carol", stop_at=f"{stack.issuer.url}/callback/")
+        callback = handoff.headers["location"]
+        assert parse_qs(urlsplit(callback).query)["iss"] == [stack.op.issuer]
+        mixed_up = callback.replace("iss=http%3A%2F%2F127.0.0.1", "iss=https%3A%2F%2Fevil.test")
+        assert mixed_up != callback
+        refused = http.get(mixed_up, follow_redirects=False)
+        assert refused.status_code == 400 and "invalid_response" in refused.text
+        assert "authgate_session" not in http.cookies
+
+
+def test_missing_pkce_verifier_is_refused_by_the_provider(stack: Stack, redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    with browser() as http:
+        handoff = log_in(stack, http, "dave", stop_at=f"{stack.issuer.url}/callback/")
+        state = parse_qs(urlsplit(handoff.headers["location"]).query)["state"][0]
+        key = f"authgate:login-state:{state}"
+        record = json.loads(client.get(key) or "{}")
+        client.set(key, json.dumps({**record, "verifier": ""}), keepttl=True)
+        refused = http.get(handoff.headers["location"], follow_redirects=False)
+        assert refused.status_code == 400 and "invalid_grant" in refused.text
+    client.close()
