@@ -165,6 +165,7 @@ def _browser_sign_up(base: str) -> int:
 async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, tuple[str, str]]:
     """alice and bob as issuer users with a session each; name → (access token, sid)."""
     from issuer.keys import KeyStore
+    from issuer.outbox import Outbox
     from issuer.providers import Identity
     from issuer.sessions import Sessions
     from issuer.tokens import Tokens, TokenSettings
@@ -173,7 +174,8 @@ async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, 
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     keys = KeyStore(str(keys_dir))
     keys.ensure("EdDSA")
-    users, sessions = Users(client), Sessions(client, DEMO_LIFETIME)
+    outbox = Outbox(issuer)
+    users, sessions = Users(client, outbox), Sessions(client, DEMO_LIFETIME, outbox)
     tokens = Tokens(
         client, keys, sessions, users, TokenSettings(issuer, AUDIENCE, DEMO_LIFETIME, 3600, 5)
     )
@@ -183,9 +185,9 @@ async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, 
             user, _ = await users.upsert(
                 Identity("demo", name, f"{name}@example.test", True, name.title())
             )
-            await users.set_roles(user.id, frozenset({role}))
+            await users.set_roles(user.id, frozenset({role}), actor="demo")
             user = await users.get(user.id) or user
-            session = await sessions.create(user)
+            session = await sessions.create(user, "demo")
             made[name] = (
                 tokens.access_token(user, session.sid, "demo", "", DEMO_LIFETIME),
                 session.sid,

@@ -65,6 +65,11 @@ def queue_session(
 async def end_session(redis: aioredis.Redis, sid: str) -> None:
     """Delete session `sid` and announce it: verifiers refuse it from then on."""
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.delete(session_key(sid))
-        pipe.publish(SESSION_EVENTS_CHANNEL, sid)
+        queue_end_session(pipe, sid)
         await pipe.execute()
+
+
+def queue_end_session(pipe: aioredis.client.Pipeline, sid: str) -> None:
+    """Queue on `pipe` (a MULTI pipeline) the deletion of session `sid` and its announcement."""
+    pipe.delete(session_key(sid))
+    pipe.publish(SESSION_EVENTS_CHANNEL, sid)

@@ -55,6 +55,7 @@ end
 async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> None:
     """`count` login states (for /callback/bench) and `count` refresh tokens."""
     from issuer.keys import KeyStore
+    from issuer.outbox import Outbox
     from issuer.sessions import Sessions
     from issuer.tokens import Tokens, TokenSettings
     from issuer.users import Users
@@ -82,14 +83,15 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
 
     keys = KeyStore(str(work / "keys"))
     keys.ensure("EdDSA")
-    users, sessions = Users(redis), Sessions(redis, 3600)
+    outbox = Outbox(issuer_url)
+    users, sessions = Users(redis, outbox), Sessions(redis, 3600, outbox)
     tokens = Tokens(
         redis, keys, sessions, users, TokenSettings(issuer_url, "authgate", 600, 3600, 5)
     )
     from issuer.providers import Identity
 
     user, _ = await users.upsert(Identity("bench", "refresher", "r@bench.test", True, "R"))
-    session = await sessions.create(user)
+    session = await sessions.create(user, "bench")
     lines = []
     for _ in range(count):
         pair = await tokens.issue(user, session, "bench")

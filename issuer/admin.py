@@ -70,7 +70,7 @@ async def set_roles(request: Request) -> Response:
     ):
         raise InvalidRequest("roles must be a list of role names")
     app = issuer(request)
-    await app.users.set_roles(user.id, frozenset(roles))
+    await app.users.set_roles(user.id, frozenset(roles), actor=caller.user.id)
     updated = await app.users.get(user.id)
     assert updated is not None
     await app.sessions.update_all(updated)
@@ -90,9 +90,9 @@ async def _set_status(request: Request, status: str) -> Response:
     caller = await _admin(request, changes=True)
     user = await _target(request)
     app = issuer(request)
-    await app.users.set_status(user.id, status)
+    await app.users.set_status(user.id, status, actor=caller.user.id)
     if status == SUSPENDED:
-        ended = await app.sessions.end_all(user.id)
+        ended = await app.sessions.end_all(user.id, "user_suspended")
         log.info("admin %s suspended %s (%d session(s) ended)", caller.user.id, user.id, ended)
     refreshed = await app.users.get(user.id)
     assert refreshed is not None
@@ -102,6 +102,6 @@ async def _set_status(request: Request, status: str) -> Response:
 async def delete_user(request: Request) -> Response:
     caller = await _admin(request, changes=True)
     user = await _target(request)
-    await issuer(request).delete_user(user)
+    await issuer(request).delete_user(user, actor=caller.user.id)
     log.info("admin %s deleted %s", caller.user.id, user.id)
     return no_store(Response(status_code=204))

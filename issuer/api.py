@@ -12,6 +12,7 @@ from authgate.signing import jwks
 
 from .errors import InvalidRequest, UnsupportedGrantType
 from .redirects import safe_return_url
+from .sessions import LOGOUT
 from .web import authenticate, check_csrf, client_ip, form, issuer, no_store
 
 log = logging.getLogger("authgate.issuer")
@@ -48,7 +49,7 @@ async def logout(request: Request) -> Response:
     app = issuer(request)
     caller = await authenticate(request)
     await check_csrf(request, caller)
-    await app.sessions.end(caller.session.sid, caller.user.id)
+    await app.sessions.end(caller.session.sid, caller.user.id, LOGOUT)
     log.info("logout: user %s", caller.user.id)
     rd = request.query_params.get("rd")
     response: Response
@@ -80,7 +81,7 @@ async def revoke(request: Request) -> Response:
         except Exception:
             claims = None
         if claims is not None:
-            await app.sessions.end(claims.sid, claims.sub)
+            await app.sessions.end(claims.sid, claims.sub, "revoked")
     return no_store(Response(status_code=200))
 
 
@@ -96,7 +97,7 @@ async def delete_me(request: Request) -> Response:
     """A user may delete themselves."""
     caller = await authenticate(request)
     await check_csrf(request, caller)
-    await issuer(request).delete_user(caller.user)
+    await issuer(request).delete_user(caller.user, actor=caller.user.id)
     return no_store(Response(status_code=204))
 
 

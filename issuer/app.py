@@ -21,6 +21,7 @@ from verifier.tokens import TokenVerifier
 from . import admin, api, local, login
 from .errors import IssuerError, Unavailable
 from .keys import KeyStore
+from .outbox import Outbox
 from .providers import Provider, build
 from .ratelimit import RateLimiter
 from .sessions import Sessions
@@ -44,8 +45,9 @@ class Issuer:
         self.redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
         self.keys = KeyStore(settings.keys_dir)
         self.keys.ensure(settings.signing_algorithm)
-        self.users = Users(self.redis)
-        self.sessions = Sessions(self.redis, settings.session_ttl)
+        self.outbox = Outbox(settings.public_url)
+        self.users = Users(self.redis, self.outbox)
+        self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
         self.tokens = Tokens(
             self.redis, self.keys, self.sessions, self.users,
             TokenSettings(
@@ -70,10 +72,10 @@ class Issuer:
         )
         self.trusted_proxies = settings.trusted_proxies
 
-    async def delete_user(self, user: User) -> None:
+    async def delete_user(self, user: User, actor: str) -> None:
         """Sessions first (verifiers refuse at once), then the user."""
-        await self.sessions.end_all(user.id)
-        await self.users.delete(user)
+        await self.sessions.end_all(user.id, "user_deleted")
+        await self.users.delete(user, actor)
 
     async def close(self) -> None:
         await self.http.aclose()

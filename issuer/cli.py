@@ -96,12 +96,14 @@ async def promote(settings: Settings, ref: str) -> int:
     """Bootstrap an admin: the user must have signed in once."""
     import redis.asyncio as aioredis
 
+    from .outbox import Outbox
     from .sessions import Sessions
     from .users import Users
 
     client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        users = Users(client)
+        outbox = Outbox(settings.public_url)
+        users = Users(client, outbox)
         found = await users.find(ref)
         if len(found) != 1:
             what = (
@@ -110,10 +112,10 @@ async def promote(settings: Settings, ref: str) -> int:
             print(f"authgate-issuer: {what} match {ref!r}; give a user id", file=sys.stderr)
             return 1
         user = found[0]
-        await users.set_roles(user.id, user.roles | {"admin"})
+        await users.set_roles(user.id, user.roles | {"admin"}, actor="cli")
         updated = await users.get(user.id)
         if updated is not None:
-            await Sessions(client, settings.session_ttl).update_all(updated)
+            await Sessions(client, settings.session_ttl, outbox).update_all(updated)
         print(f"{user.id} ({user.email or user.name}) now has the admin role")
         return 0
     finally:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from .errors import Conflict, InvalidRequest, LoginFailed, NotFound
 from .login import PRELOGIN_COOKIE, finish_login
+from .outbox import LOGIN_FAILED
 from .redirects import safe_return_url
 from .web import client_ip, form, issuer
 
@@ -54,6 +55,9 @@ async def sign_in(request: Request) -> Response:
         ok = False
     if not ok or found is None:
         await app.limiter.failure(email)
+        who = found[0] if found else ""
+        data = {"method": "local", "reason": "invalid_credentials", "user_id": who}
+        await app.outbox.emit(app.redis, LOGIN_FAILED, who, data)
         raise LoginFailed("invalid_credentials", INVALID, status=401)
     await app.limiter.success(email)
     uid, stored = found
@@ -63,7 +67,10 @@ async def sign_in(request: Request) -> Response:
     if user is None:
         raise LoginFailed("invalid_credentials", INVALID, status=401)
     return await finish_login(
-        request, user, safe_return_url(fields.get("rd"), app.settings.return_origins)
+        request,
+        user,
+        safe_return_url(fields.get("rd"), app.settings.return_origins),
+        method="local",
     )
 
 
@@ -83,5 +90,8 @@ async def register(request: Request) -> Response:
     if user is None:
         raise Conflict("an account with this email exists")
     return await finish_login(
-        request, user, safe_return_url(fields.get("rd"), app.settings.return_origins)
+        request,
+        user,
+        safe_return_url(fields.get("rd"), app.settings.return_origins),
+        method="local",
     )

@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .errors import IssuerError, LoginFailed, NotFound
-from .providers import ProviderError
+from .outbox import LOGIN_FAILED
+from .providers import Provider, ProviderError
 from .redirects import safe_return_url
 from .users import ACTIVE, User
 from .web import client_ip, issuer
@@ -132,6 +133,15 @@ async def callback(request: Request) -> Response:
     if provider is None:
         raise NotFound(f"no provider {name!r}")
     await app.limiter.hit("callback", client_ip(request), limit=CALLBACK_RATE, window=60)
+    try:
+        return await _callback(request, name, provider)
+    except LoginFailed as exc:
+        await app.outbox.emit(app.redis, LOGIN_FAILED, "", {"method": name, "reason": exc.error})
+        raise
+
+
+async def _callback(request: Request, name: str, provider: Provider) -> Response:
+    app = issuer(request)
     params = request.query_params
     raw = (
         await app.redis.getdel(LOGIN_STATE + params.get("state", ""))
@@ -167,15 +177,15 @@ async def callback(request: Request) -> Response:
     user, created = await app.users.upsert(identity)
     if created:
         log.info("user created: %s via %s", user.id, name)
-    return await finish_login(request, user, record["rd"])
+    return await finish_login(request, user, record["rd"], method=name)
 
 
-async def finish_login(request: Request, user: User, rd: str) -> Response:
+async def finish_login(request: Request, user: User, rd: str, *, method: str) -> Response:
     """Start a session for `user`, set its cookie, and send the browser to `rd`."""
     app = issuer(request)
     if user.status != ACTIVE:
         raise LoginFailed("account_suspended", "this account is suspended", status=403)
-    session = await app.sessions.create(user)
+    session = await app.sessions.create(user, method)
     log.info("login success: user %s", user.id)
     response = RedirectResponse(rd, status_code=303)
     response.set_cookie(

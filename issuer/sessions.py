@@ -3,7 +3,8 @@
 The record itself is the contract's (authgate.sessions writes it and announces every
 change on the session-events channel). The issuer adds a per-session CSRF secret and
 keeps `authgate:user-sessions:{uid}` so a role change, suspension or deletion reaches
-every session of the user at once.
+every session of the user at once. Each start and end queues its event (issuer/outbox)
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from authgate.contract import session_key
-from authgate.sessions import end_session, queue_session, write_session
+from authgate.sessions import queue_end_session, queue_session
 from authgate.signing import new_session_id
 
+from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox
 from .users import User
 
 USER_SESSIONS = "authgate:user-sessions:"
 FIELD_CSRF = "csrf"
 FIELD_CREATED = "created"
+LOGOUT = "logout"
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,13 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, redis: aioredis.Redis, ttl: int) -> None:
+    def __init__(self, redis: aioredis.Redis, ttl: int, outbox: Outbox) -> None:
         self._redis = redis
         self._ttl = ttl
+        self._outbox = outbox
 
-    async def create(self, user: User) -> Session:
+    async def create(self, user: User, method: str) -> Session:
+        """A new session for `user`, who signed in with `method` (a provider, or local)."""
         sid = new_session_id()
         csrf = secrets.token_urlsafe(32)
         now = time.time()
@@ -49,6 +54,8 @@ class Sessions:
             )  # fmt: skip
             pipe.sadd(USER_SESSIONS + user.id, sid)
             pipe.expire(USER_SESSIONS + user.id, self._ttl)
+            data = {"user_id": user.id, "session_id": sid, "method": method}
+            self._outbox.queue(pipe, LOGIN_SUCCEEDED, user.id, data)
             await pipe.execute()
         return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl)
 
@@ -62,17 +69,26 @@ class Sessions:
         return Session(sid=sid, sub=fields.get("sub", ""), csrf=fields.get(FIELD_CSRF, ""),
                        expires_at=time.time() + pttl / 1000)  # fmt: skip
 
-    async def end(self, sid: str, uid: str | None = None) -> None:
-        await end_session(self._redis, sid)
-        if uid is not None:
-            await self._redis.srem(USER_SESSIONS + uid, sid)
+    async def end(self, sid: str, uid: str, reason: str) -> None:
+        """End one session everywhere; `reason`: logout, revoked, refresh_token_reuse, …"""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            self._queue_end(pipe, sid, uid, reason)
+            await pipe.execute()
 
-    async def end_all(self, uid: str) -> int:
+    async def end_all(self, uid: str, reason: str) -> int:
         sids = await self._redis.smembers(USER_SESSIONS + uid)
         for sid in sids:
-            await end_session(self._redis, sid)
+            await self.end(sid, uid, reason)
         await self._redis.delete(USER_SESSIONS + uid)
         return len(sids)
+
+    def _queue_end(self, pipe: aioredis.client.Pipeline, sid: str, uid: str, reason: str) -> None:
+        queue_end_session(pipe, sid)
+        pipe.srem(USER_SESSIONS + uid, sid)
+        data = {"user_id": uid, "session_id": sid}
+        if reason == LOGOUT:
+            self._outbox.queue(pipe, LOGGED_OUT, uid, data)
+        self._outbox.queue(pipe, SESSION_REVOKED, uid, {**data, "reason": reason})
 
     async def update_all(self, user: User) -> None:
         """Carry a user's new roles or profile into each live session (and announce it)."""
@@ -85,7 +101,9 @@ class Sessions:
                 await self._redis.srem(USER_SESSIONS + user.id, sid)
                 continue
             extra = {k: fields[k] for k in (FIELD_CSRF, FIELD_CREATED) if k in fields}
-            await write_session(
-                self._redis, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,
-                scope=fields.get("scope", ""), email=user.email, name=user.name, extra=extra,
-            )  # fmt: skip
+            async with self._redis.pipeline(transaction=True) as pipe:
+                queue_session(
+                    pipe, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,
+                    scope=fields.get("scope", ""), email=user.email, name=user.name, extra=extra,
+                )  # fmt: skip
+                await pipe.execute()

@@ -131,7 +131,7 @@ class Tokens:
             session = await self._sessions.get(fields["sid"])
             user = await self._users.get(fields["uid"])
             if session is None or user is None or user.status != ACTIVE:
-                await self._revoke_family(fields)
+                await self._drop_family(fields)
                 raise InvalidGrant("the session has ended")
             successor = TOKEN_PREFIX + secrets.token_urlsafe(32)
             access = self.access_token(user, session.sid, fields["client_id"], fields["scope"])
@@ -150,7 +150,7 @@ class Tokens:
         if outcome[0] == "grace":
             return _open(token, outcome[1])
         if outcome[0] == "reuse":
-            await self._revoke_family(fields)
+            await self._revoke_family(fields, "refresh_token_reuse")
             raise InvalidGrant("refresh token reused: the session is revoked")
         raise InvalidGrant("refresh token unknown or expired")
 
@@ -159,11 +159,15 @@ class Tokens:
         fields = await self._redis.hgetall(REFRESH + token_hash(token))
         if not fields:
             return False
-        await self._revoke_family(fields)
+        await self._revoke_family(fields, "revoked")
         return True
 
-    async def _revoke_family(self, fields: dict[str, str]) -> None:
-        await self._sessions.end(fields["sid"], fields.get("uid"))
+    async def _revoke_family(self, fields: dict[str, str], reason: str) -> None:
+        """End the token's session (every verifier refuses it at once) and its tokens."""
+        await self._sessions.end(fields["sid"], fields["uid"], reason)
+        await self._drop_family(fields)
+
+    async def _drop_family(self, fields: dict[str, str]) -> None:
         members = await self._redis.smembers(FAMILY + fields["family"])
         await self._redis.delete(FAMILY + fields["family"], *members)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from .outbox import PLATFORM_CONNECTED, STREAM, USER_CREATED, USER_DELETED, USER_UPDATED, Outbox
 from .providers import Identity
 
 USER = "authgate:user:"
@@ -24,7 +25,8 @@ USERS = "authgate:users"
 ACTIVE, SUSPENDED = "active", "suspended"
 
 # Finds or creates the user of an identity in one step, so two concurrent first logins
-# of the same person make one user. Returns {uid, created (1/0), the user's hash}.
+# of the same person make one user, and a new user's user.created event is written with
+# it. Returns {uid, created (1/0), the user's hash}.
 _UPSERT = """
 local uid = redis.call('GET', KEYS[1])
 if uid then
@@ -36,6 +38,7 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', ARGV[5] .. ARGV[1], 'email', ARGV[2], 'name', ARGV[3], 'roles', '',
            'status', 'active', 'created', ARGV[4], 'identities', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[7], 'event', ARGV[8])
 return {ARGV[1], 1, redis.call('HGETALL', ARGV[5] .. ARGV[1])}
 """
 
@@ -69,19 +72,38 @@ def _user(uid: str, fields: dict[str, str]) -> User:
     )
 
 
+# Attaches an identity to an existing user unless it belongs to someone: {1} or {0, owner}.
+_LINK = """
+local owner = redis.call('GET', KEYS[1])
+if owner then return {0, owner} end
+redis.call('SET', KEYS[1], ARGV[1])
+local ids = redis.call('HGET', KEYS[2], 'identities') or ''
+redis.call('HSET', KEYS[2], 'identities', ids .. ' ' .. ARGV[2])
+redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[3], 'event', ARGV[4])
+return {1, ARGV[1]}
+"""
+
+
 class Users:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, outbox: Outbox) -> None:
         self._redis = redis
+        self._outbox = outbox
         self._upsert = redis.register_script(_UPSERT)
+        self._link = redis.register_script(_LINK)
 
     async def upsert(self, identity: Identity) -> tuple[User, bool]:
         """The user behind `identity`, created on first login; (user, created)."""
         email = identity.email if identity.email_verified and identity.email else ""
         ref = f"{identity.provider}:{identity.subject}"
+        uid = new_id()
+        name = identity.name or ""
+        data = {"user_id": uid, "provider": identity.provider, "email": email, "name": name}
+        created_event = self._outbox.event(USER_CREATED, uid, data)
         uid, created, flat = await self._upsert(
-            keys=[IDENTITY + ref, USERS],
-            args=[new_id(), email, identity.name or "", time.time(), USER, ref],
-        )
+            keys=[IDENTITY + ref, USERS, STREAM],
+            args=[uid, email, identity.name or "", time.time(), USER, ref,
+                  created_event["routing_key"], created_event["event"]],
+        )  # fmt: skip
         return _user(uid, dict(zip(flat[::2], flat[1::2], strict=True))), bool(int(created))
 
     async def get(self, uid: str) -> User | None:
@@ -126,13 +148,23 @@ class Users:
             matches += [u for u in page if u.email.lower() == ref.lower()]
         return matches
 
-    async def set_roles(self, uid: str, roles: frozenset[str]) -> None:
-        await self._redis.hset(USER + uid, "roles", " ".join(sorted(roles)))
+    async def set_roles(self, uid: str, roles: frozenset[str], actor: str) -> None:
+        await self._update(uid, "roles", " ".join(sorted(roles)), sorted(roles), actor)
 
-    async def set_status(self, uid: str, status: str) -> None:
-        await self._redis.hset(USER + uid, "status", status)
+    async def set_status(self, uid: str, status: str, actor: str) -> None:
+        await self._update(uid, "status", status, status, actor)
 
-    async def delete(self, user: User) -> None:
+    async def _update(
+        self, uid: str, field: str, stored: str, reported: object, actor: str
+    ) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(USER + uid, field, stored)
+            self._outbox.queue(
+                pipe, USER_UPDATED, uid, {"user_id": uid, field: reported, "by": actor}
+            )
+            await pipe.execute()
+
+    async def delete(self, user: User, actor: str) -> None:
         keys = [USER + user.id, *(IDENTITY + ref for ref in user.identities)]
         if user.email:
             local = LOCAL + user.email.lower()
@@ -141,7 +173,21 @@ class Users:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(*keys)
             pipe.zrem(USERS, user.id)
+            self._outbox.queue(pipe, USER_DELETED, user.id, {"user_id": user.id, "by": actor})
             await pipe.execute()
+
+    async def link(self, user: User, identity: Identity) -> bool:
+        """Attach another provider's identity to `user` (platform.connected); False when
+        that identity already belongs to a user (this one included)."""
+        ref = f"{identity.provider}:{identity.subject}"
+        event = self._outbox.event(PLATFORM_CONNECTED, user.id, {
+            "user_id": user.id, "provider": identity.provider, "subject": identity.subject,
+        })  # fmt: skip
+        linked, _ = await self._link(
+            keys=[IDENTITY + ref, USER + user.id, STREAM],
+            args=[user.id, ref, event["routing_key"], event["event"]],
+        )
+        return bool(int(linked))
 
     # --- local accounts ---
 
@@ -157,6 +203,8 @@ class Users:
                 "identities": f"local:{email.lower()}", "password": password_hash,
             })  # fmt: skip
             pipe.zadd(USERS, {uid: now})
+            data = {"user_id": uid, "provider": "local", "email": email, "name": name}
+            self._outbox.queue(pipe, USER_CREATED, uid, data)
             await pipe.execute()
         user = await self.get(uid)
         assert user is not None

@@ -1,0 +1,69 @@
+"""User events, written to a Redis stream in the same atomic step as the change they report.
+
+Every change of the issuer's (a user created, a login, a session revoked, …) queues its
+event on the MULTI pipeline or Lua script that makes the change, so an event exists iff
+its change happened. The relay (issuer/relay.py) publishes the stream to RabbitMQ.
+
+Events are CloudEvents 1.0 in JSON (structured mode): `type` is the routing key
+(`user.created`, …), `subject` the user id, `data` the details — never a token, code,
+secret or password.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+
+STREAM: Final = "authgate:outbox"
+#: Where an event no queue was bound to receive is kept (mandatory publish returned).
+UNROUTABLE: Final = "authgate:outbox:unroutable"
+GROUP: Final = "relay"
+
+USER_CREATED = "user.created"
+USER_UPDATED = "user.updated"
+USER_DELETED = "user.deleted"
+LOGIN_SUCCEEDED = "user.login.succeeded"
+LOGIN_FAILED = "user.login.failed"
+LOGGED_OUT = "user.logged_out"
+SESSION_REVOKED = "session.revoked"
+PLATFORM_CONNECTED = "platform.connected"
+TYPES: Final = (USER_CREATED, USER_UPDATED, USER_DELETED, LOGIN_SUCCEEDED, LOGIN_FAILED,
+                LOGGED_OUT, SESSION_REVOKED, PLATFORM_CONNECTED)  # fmt: skip
+
+
+class Outbox:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def event(self, kind: str, subject: str, data: dict[str, Any]) -> dict[str, str]:
+        """The stream entry of one event: its routing key and its CloudEvent JSON."""
+        if kind not in TYPES:
+            raise ValueError(f"unknown event type {kind!r}")
+        cloudevent = {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": self.source,
+            "type": kind,
+            "time": datetime.fromtimestamp(time.time(), UTC).isoformat().replace("+00:00", "Z"),
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        return {"routing_key": kind, "event": json.dumps(cloudevent, separators=(",", ":"))}
+
+    def queue(
+        self, pipe: aioredis.client.Pipeline, kind: str, subject: str, data: dict[str, Any]
+    ) -> None:
+        """Add the event to `pipe`: it is written exactly when the pipeline's change is."""
+        pipe.xadd(STREAM, self.event(kind, subject, data))
+
+    async def emit(
+        self, redis: aioredis.Redis, kind: str, subject: str, data: dict[str, Any]
+    ) -> None:
+        """An event that reports no change of state (a failed login)."""
+        await redis.xadd(STREAM, self.event(kind, subject, data))
