@@ -90,10 +90,8 @@ async def _set_status(request: Request, status: str) -> Response:
     caller = await _admin(request, changes=True)
     user = await _target(request)
     app = issuer(request)
-    await app.users.set_status(user.id, status, actor=caller.user.id)
-    if status == SUSPENDED:
-        ended = await app.sessions.end_all(user.id, "user_suspended")
-        log.info("admin %s suspended %s (%d session(s) ended)", caller.user.id, user.id, ended)
+    ended = await app.set_status(user, status, actor=caller.user.id)
+    log.info("admin %s set %s %s (%d session(s) ended)", caller.user.id, user.id, status, ended)
     refreshed = await app.users.get(user.id)
     assert refreshed is not None
     return no_store(JSONResponse(refreshed.public()))

@@ -11,6 +11,7 @@ from authgate.contract import JWKS_PATH
 from authgate.signing import jwks
 
 from .errors import InvalidRequest, UnsupportedGrantType
+from .outbox import STREAM, UNROUTABLE
 from .redirects import safe_return_url
 from .sessions import LOGOUT
 from .web import authenticate, check_csrf, client_ip, form, issuer, no_store
@@ -128,12 +129,59 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when Redis answers. RabbitMQ is reported, not required: with it down, logins
+    go on and events wait in the outbox."""
     app = issuer(request)
     try:
         redis_ok = bool(await app.redis.ping())
-    except Exception:
-        redis_ok = False
-    ready = redis_ok
-    return JSONResponse(
-        {"ready": ready, "checks": {"redis": redis_ok}}, status_code=200 if ready else 503
-    )
+        outbox = await _backlog(request)
+    except Exception:  # any failure means not ready
+        redis_ok, outbox = False, {}
+    relay, inbound = app.relay, app.inbound
+    body = {
+        "ready": redis_ok,
+        "checks": {"redis": redis_ok},
+        "outbox": outbox,
+        "relay": None if relay is None else {
+            "connected": relay.connected,
+            "published": relay.published,
+            "last_error": relay.last_error,
+        },
+        "inbound": None if inbound is None else {"connected": inbound.connected},
+    }  # fmt: skip
+    return JSONResponse(body, status_code=200 if redis_ok else 503)
+
+
+async def _backlog(request: Request) -> dict[str, int]:
+    async with issuer(request).redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(STREAM)
+        pipe.xlen(UNROUTABLE)
+        waiting, unroutable = await pipe.execute()
+    return {"waiting": int(waiting), "unroutable": int(unroutable)}
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text: the outbox backlog, the relay's and the consumer's state."""
+    app = issuer(request)
+    backlog = await _backlog(request)
+    relay, inbound = app.relay, app.inbound
+    values = [
+        ("authgate_issuer_outbox_waiting", "gauge",
+         "Events not yet confirmed by RabbitMQ.", backlog["waiting"]),
+        ("authgate_issuer_outbox_unroutable", "gauge",
+         "Events no queue was bound for (kept).", backlog["unroutable"]),
+        ("authgate_issuer_relay_connected", "gauge",
+         "1 while the relay holds a RabbitMQ connection.", int(bool(relay and relay.connected))),
+        ("authgate_issuer_relay_published_total", "counter",
+         "Events confirmed by RabbitMQ.", relay.published if relay else 0),
+        ("authgate_issuer_inbound_connected", "gauge",
+         "1 while consuming lifecycle events.", int(bool(inbound and inbound.connected))),
+        ("authgate_issuer_inbound_processed_total", "counter",
+         "Lifecycle events processed.", inbound.processed if inbound else 0),
+        ("authgate_issuer_inbound_failed_total", "counter",
+         "Lifecycle deliveries that failed.", inbound.failed if inbound else 0),
+    ]  # fmt: skip
+    lines = []
+    for name, kind, text, value in values:
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value}"]
+    return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

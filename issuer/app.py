@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,14 +21,16 @@ from verifier.tokens import TokenVerifier
 
 from . import admin, api, local, login
 from .errors import IssuerError, Unavailable
+from .inbound import LifecycleConsumer
 from .keys import KeyStore
 from .outbox import Outbox
 from .providers import Provider, build
 from .ratelimit import RateLimiter
+from .relay import Relay
 from .sessions import Sessions
 from .settings import Settings, load_settings
 from .tokens import Tokens, TokenSettings
-from .users import User, Users
+from .users import SUSPENDED, User, Users
 from .web import error_response
 
 log = logging.getLogger("authgate.issuer")
@@ -71,11 +74,54 @@ class Issuer:
             {f"{public.scheme}://{public.netloc}", *settings.return_origins}
         )
         self.trusted_proxies = settings.trusted_proxies
+        self.relay = None
+        if settings.events_relay:
+            self.relay = Relay(
+                self.redis, settings.amqp_url, settings.events_exchange,
+                claim_idle=settings.relay_claim_idle,
+            )  # fmt: skip
+        self.inbound = None
+        if settings.inbound_queue not in ("", "off"):
+            self.inbound = LifecycleConsumer(
+                self.redis, settings.amqp_url, exchange=settings.inbound_exchange,
+                routing_keys=settings.inbound_routing_keys, queue=settings.inbound_queue,
+                delivery_limit=settings.inbound_delivery_limit, act=self.lifecycle,
+            )  # fmt: skip
 
     async def delete_user(self, user: User, actor: str) -> None:
         """Sessions first (verifiers refuse at once), then the user."""
         await self.sessions.end_all(user.id, "user_deleted")
         await self.users.delete(user, actor)
+
+    async def set_status(self, user: User, status: str, actor: str) -> int:
+        """Suspend (every session ends at once) or reactivate; the sessions ended."""
+        await self.users.set_status(user.id, status, actor)
+        return await self.sessions.end_all(user.id, "user_suspended") if status == SUSPENDED else 0
+
+    async def lifecycle(self, action: str, uid: str, event_id: str) -> bool:
+        """An inbound lifecycle event's effect, as the admin action would have it."""
+        user = await self.users.get(uid)
+        if user is None:
+            log.info("inbound: event %s names no user we know (%s)", event_id, uid)
+            return False
+        actor = f"event:{event_id}"
+        if action == "deleted":
+            await self.delete_user(user, actor)
+        elif action == "suspended":
+            await self.set_status(user, SUSPENDED, actor)
+        else:
+            log.info("inbound: event %s: nothing to do for %r", event_id, action)
+            return False
+        return True
+
+    def background(self) -> list[asyncio.Task[None]]:
+        """The relay and the lifecycle consumer, as configured."""
+        tasks = []
+        if self.relay is not None:
+            tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self.inbound is not None:
+            tasks.append(asyncio.create_task(self.inbound.run(), name="lifecycle-consumer"))
+        return tasks
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -107,7 +153,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.public_url,
             ", ".join(issuer.providers) or "none",
         )
+        tasks = issuer.background()
         yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await issuer.close()
 
     routes = [
@@ -131,6 +181,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/admin/users/{uid}/reactivate", admin.reactivate, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

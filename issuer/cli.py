@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -20,6 +21,8 @@ USAGE = """usage: authgate-issuer [serve] [--flags]        run the issuer
        authgate-issuer keys rotate [--flags]      add a signing key; retire the current one later
        authgate-issuer keys list [--flags]        show the signing keys and their times
        authgate-issuer admin promote USER [--flags]   give USER (an id or email) the admin role
+       authgate-issuer events relay [--flags]     publish the event outbox (when not in serve)
+       authgate-issuer events tail [--routing-key PATTERN] [--flags]   print events as they flow
 Flags and AUTHGATE_* variables: authgate-issuer --help"""
 
 
@@ -27,9 +30,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
     while args and not args[0].startswith("-") and len(command) < 2 and args[0] in (
-        "serve", "keys", "admin", "rotate", "list", "promote"
+        "serve", "keys", "admin", "rotate", "list", "promote", "events", "relay", "tail"
     ):  # fmt: skip
         command.append(args.pop(0))
+    pattern = "#"
+    if command == ["events", "tail"] and "--routing-key" in args:
+        at = args.index("--routing-key")
+        if at + 1 >= len(args):
+            print("authgate-issuer: --routing-key needs a pattern", file=sys.stderr)
+            sys.exit(2)
+        pattern = args[at + 1]
+        del args[at : at + 2]
     target = (
         args.pop(0)
         if command == ["admin", "promote"] and args and not args[0].startswith("-")
@@ -49,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         list_keys(settings)
     elif command == ["admin", "promote"] and target:
         sys.exit(asyncio.run(promote(settings, target)))
+    elif command == ["events", "relay"]:
+        sys.exit(run_relay(settings))
+    elif command == ["events", "tail"]:
+        from .tail import run
+
+        sys.exit(run(settings.amqp_url, settings.events_exchange, pattern))
     else:
         print(USAGE, file=sys.stderr)
         sys.exit(2)
@@ -120,6 +137,30 @@ async def promote(settings: Settings, ref: str) -> int:
         return 0
     finally:
         await client.aclose()
+
+
+def run_relay(settings: Settings) -> int:
+    """The outbox relay alone, for deployments that run it apart from the issuer."""
+    import redis.asyncio as aioredis
+
+    from .relay import Relay
+
+    async def main() -> None:
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        relay = Relay(
+            client,
+            settings.amqp_url,
+            settings.events_exchange,
+            claim_idle=settings.relay_claim_idle,
+        )
+        try:
+            await relay.run()
+        finally:
+            await client.aclose()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
 
 
 def _when(timestamp: float) -> str:

@@ -66,6 +66,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("local_accounts", config.boolean, "false", "allow email + password accounts"),
     Option("trusted_proxies", _addresses, "",
            "proxies whose X-Forwarded-For is believed (for per-IP rate limits), comma-separated"),
+    Option("amqp_url", config.url("amqp", "amqps"), "amqp://guest:guest@127.0.0.1:5672/",
+           "RabbitMQ, for user events"),
+    Option("events_exchange", config.text, "authgate.events", "topic exchange the events go to"),
+    Option("events_relay", config.boolean, "true",
+           "publish the outbox from this process (else run `authgate-issuer events relay`)"),
+    Option("relay_claim_idle", config.number(0.1, 3600), "30",
+           "outbox entries a relay left unacknowledged this long are taken over, seconds"),
+    Option("inbound_exchange", config.text, "member.events",
+           "topic exchange of the lifecycle events the issuer consumes"),
+    Option("inbound_routing_keys", config.comma_list, "user.deleted,user.suspended",
+           "their routing keys (user.deleted deletes the user, user.suspended suspends)"),
+    Option("inbound_queue", config.text, "authgate.issuer.lifecycle",
+           "the issuer's quorum queue for them ('' or off: consume nothing)"),
+    Option("inbound_delivery_limit", config.integer(1, 1000), "5",
+           "deliveries of a message before it goes to the dead-letter queue"),
     Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
 )  # fmt: skip
 
@@ -89,6 +104,14 @@ class Settings:
     refresh_grace: float
     local_accounts: bool
     trusted_proxies: frozenset[str]
+    amqp_url: str
+    events_exchange: str
+    events_relay: bool
+    relay_claim_idle: float
+    inbound_exchange: str
+    inbound_routing_keys: tuple[str, ...]
+    inbound_queue: str
+    inbound_delivery_limit: int
     log_level: str
 
     @property

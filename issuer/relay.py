@@ -1,0 +1,185 @@
+"""The outbox relay: publishes the Redis event stream to RabbitMQ, at least once.
+
+Entries are read through a consumer group, published persistent and `mandatory` with
+publisher confirms, and acknowledged (and deleted) in Redis only after RabbitMQ has
+confirmed them. Entries a relay read but never acknowledged — it lost its connection,
+or died — stay pending: the relay reads its own pending entries first after every
+reconnect, and takes over other relays' entries once they are idle for `claim_idle`.
+An event no queue is bound to receive is moved to `authgate:outbox:unroutable`, kept.
+Consumers dedupe by the event `id` (also the AMQP `message_id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from typing import Any
+
+import aio_pika
+import aiormq
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from authgate.config import redact_url
+
+from .outbox import GROUP, STREAM, UNROUTABLE
+
+log = logging.getLogger("authgate.issuer")
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+AMQP_ERRORS = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPException,
+    OSError,
+    TimeoutError,
+)
+
+
+class Relay:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        amqp_url: str,
+        exchange: str,
+        *,
+        consumer: str | None = None,
+        claim_idle: float = 30.0,
+        batch: int = 200,
+    ) -> None:
+        self._redis = redis
+        self._url = amqp_url
+        self._exchange_name = exchange
+        self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}-{int(time.time())}"
+        self._claim_idle_ms = int(claim_idle * 1000)
+        self._batch = batch
+        self.connected = False
+        self.published = 0
+        self.unroutable = 0
+        self.last_error: str | None = None
+        self._last_claim = 0.0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def backlog(self) -> dict[str, int]:
+        """Entries waiting (not yet confirmed by RabbitMQ), and those kept as unroutable."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(STREAM)
+            pipe.xlen(UNROUTABLE)
+            waiting, unroutable = await pipe.execute()
+        return {"waiting": int(waiting), "unroutable": int(unroutable)}
+
+    async def run(self) -> None:
+        """Publish forever, reconnecting with backoff; cancel to stop."""
+        await self.ensure_group()
+        backoff = 0.1
+        while True:
+            try:
+                connection = await aio_pika.connect(self._url, timeout=5)
+                async with connection:
+                    channel = await connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+                    exchange = await channel.declare_exchange(
+                        self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+                    )
+                    self.connected, backoff = True, 0.1
+                    log.info("relay %s: publishing to %s on %s", self.consumer, self._exchange_name,
+                             redact_url(self._url))  # fmt: skip
+                    await self._pump(exchange)
+            except AMQP_ERRORS as exc:
+                if self.connected or self.last_error is None:
+                    log.warning("relay %s: RabbitMQ unavailable, events wait in the outbox: %s",
+                                self.consumer, exc or type(exc).__name__)  # fmt: skip
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.connected = False
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _pump(self, exchange: aio_pika.abc.AbstractExchange) -> None:
+        # What this consumer read before but never acknowledged comes first.
+        pending = await self._read("0")
+        while True:
+            entries = pending or await self._claim() or await self._read(">", block_ms=1000)
+            pending = []
+            if entries:
+                await self._publish(exchange, entries)
+
+    async def _read(
+        self, start: str, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        reply = await self._redis.xreadgroup(
+            GROUP, self.consumer, {STREAM: start}, count=self._batch, block=block_ms
+        )
+        return [
+            (entry_id, fields)
+            for _, entries in reply or []
+            for entry_id, fields in entries
+            if fields
+        ]
+
+    async def _claim(self) -> list[tuple[str, dict[str, str]]]:
+        """Entries another relay left pending for `claim_idle`: it is presumed dead."""
+        now = time.monotonic()
+        if now - self._last_claim < self._claim_idle_ms / 2000:
+            return []
+        self._last_claim = now
+        _, claimed, *_ = await self._redis.xautoclaim(
+            STREAM, GROUP, self.consumer, min_idle_time=self._claim_idle_ms, count=self._batch
+        )
+        if claimed:
+            log.info("relay %s: took over %d pending event(s)", self.consumer, len(claimed))
+        return [(entry_id, fields) for entry_id, fields in claimed if fields]
+
+    async def _publish(
+        self, exchange: aio_pika.abc.AbstractExchange, entries: list[tuple[str, dict[str, str]]]
+    ) -> None:
+        outcomes = await asyncio.gather(
+            *(self._publish_one(exchange, f) for _, f in entries), return_exceptions=True
+        )
+        done, failure = [], None
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for (entry_id, fields), outcome in zip(entries, outcomes, strict=True):
+                if outcome == "unroutable":
+                    pipe.xadd(UNROUTABLE, fields)
+                    self.unroutable += 1
+                elif isinstance(outcome, BaseException):
+                    failure = failure or outcome
+                    continue
+                done.append(entry_id)
+            if done:
+                pipe.xack(STREAM, GROUP, *done)
+                pipe.xdel(STREAM, *done)
+                await pipe.execute()
+        self.published += len(done)
+        if failure is not None:
+            raise failure  # reconnect; the rest stay pending to this consumer
+
+    async def _publish_one(
+        self, exchange: aio_pika.abc.AbstractExchange, fields: dict[str, str]
+    ) -> str:
+        event: dict[str, Any] = json.loads(fields["event"])
+        message = aio_pika.Message(
+            body=fields["event"].encode(),
+            content_type=CONTENT_TYPE,
+            message_id=event["id"],
+            type=event["type"],
+            app_id="authgate-issuer",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        try:
+            await exchange.publish(
+                message, routing_key=fields["routing_key"], mandatory=True, timeout=10
+            )
+        except aiormq.exceptions.PublishError:
+            log.warning("relay: no queue bound for %s (event %s): kept in %s",
+                        fields["routing_key"], event["id"], UNROUTABLE)  # fmt: skip
+            return "unroutable"
+        return "published"
