@@ -36,8 +36,7 @@ from .web import error_response
 log = logging.getLogger("authgate.issuer")
 
 #: Routes a browser lands on: errors there are pages, not JSON.
-BROWSER_PATHS = ("/login", "/callback/", "/register")
-LOGIN_FORMS = ("/login/local", "/register")
+BROWSER_PATHS = ("/login", "/callback/", "/register", "/link/")
 
 
 class Issuer:
@@ -132,7 +131,7 @@ async def _issuer_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IssuerError)
     path = request.url.path
     # Pages a browser navigates to, and the login page's own form posts.
-    if path.startswith(BROWSER_PATHS) and (request.method == "GET" or path in LOGIN_FORMS):
+    if path.startswith(BROWSER_PATHS):
         return login.error_page(exc)
     return error_response(exc)
 
@@ -165,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/login/local", local.sign_in, methods=["POST"]),
         Route("/register", local.register, methods=["POST"]),
         Route("/login/{provider}", login.start, methods=["GET"]),
+        Route("/link/{provider}", login.link, methods=["POST"]),
         Route("/callback/{provider}", login.callback, methods=["GET"]),
         Route("/token", api.token, methods=["POST"]),
         Route("/logout", api.logout, methods=["POST"]),

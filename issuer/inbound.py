@@ -9,7 +9,6 @@ the event's `subject` (or `data.user_id`): the id authgate gave it (X-Auth-User)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,9 +17,7 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 
-from authgate.config import redact_url
-
-from .relay import AMQP_ERRORS
+from .amqp import keep_connected
 
 log = logging.getLogger("authgate.issuer")
 PROCESSED = "authgate:inbound:processed:"
@@ -72,26 +69,20 @@ class LifecycleConsumer:
         self.failed = 0
 
     async def run(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                connection = await aio_pika.connect(self._url, timeout=5)
-                async with connection:
-                    channel = await connection.channel()
-                    await channel.set_qos(prefetch_count=16)
-                    queue = await self._declare(channel)
-                    self.connected, backoff = True, 0.1
-                    log.info("inbound: consuming %s from %s on %s", ", ".join(self._keys),
-                             self._exchange, redact_url(self._url))  # fmt: skip
-                    async with queue.iterator() as messages:
-                        async for message in messages:
-                            await self._handle(message)
-            except AMQP_ERRORS as exc:
-                log.warning("inbound: RabbitMQ unavailable: %s", exc or type(exc).__name__)
-            finally:
-                self.connected = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await keep_connected(self._url, "inbound", self._session, self._gone)
+
+    async def _session(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=16)
+        queue = await self._declare(channel)
+        self.connected = True
+        log.info("inbound: consuming %s from %s", ", ".join(self._keys), self._exchange)
+        async with queue.iterator() as messages:
+            async for message in messages:
+                await self._handle(message)
+
+    def _gone(self, reason: str) -> None:
+        self.connected = False
 
     async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
         dlx = await channel.declare_exchange(

@@ -20,10 +20,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from .errors import IssuerError, LoginFailed, NotFound
 from .outbox import LOGIN_FAILED
-from .providers import Provider, ProviderError
+from .providers import Identity, Provider, ProviderError
 from .redirects import safe_return_url
 from .users import ACTIVE, User
-from .web import client_ip, issuer
+from .web import authenticate, check_csrf, client_ip, form, issuer
 
 log = logging.getLogger("authgate.issuer")
 
@@ -92,26 +92,37 @@ async def login_page(request: Request) -> Response:
 
 
 async def start(request: Request) -> Response:
+    """GET /login/{provider}: off to the provider to sign in."""
+    app = issuer(request)
+    rd = safe_return_url(request.query_params.get("rd"), app.settings.return_origins)
+    return await _redirect_to_provider(request, rd, link=None)
+
+
+async def link(request: Request) -> Response:
+    """POST /link/{provider} (signed in, CSRF token): add that provider's account to the
+    signed-in user (platform.connected); the callback comes back to `rd`."""
+    app = issuer(request)
+    caller = await authenticate(request)
+    await check_csrf(request, caller)
+    rd = safe_return_url((await form(request)).get("rd"), app.settings.return_origins)
+    return await _redirect_to_provider(request, rd, link=caller.user.id)
+
+
+async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) -> Response:
     app = issuer(request)
     name = request.path_params["provider"]
     provider = app.providers.get(name)
     if provider is None:
         raise NotFound(f"no provider {name!r}")
     await app.limiter.hit("login", client_ip(request), limit=LOGIN_RATE, window=60)
-    rd = safe_return_url(request.query_params.get("rd"), app.settings.return_origins)
     state, verifier, nonce = (
         secrets.token_urlsafe(32),
         secrets.token_urlsafe(48),
         secrets.token_urlsafe(24),
     )
     prelogin = prelogin_value(request)
-    record = {
-        "provider": name,
-        "verifier": verifier,
-        "nonce": nonce,
-        "rd": rd,
-        "binding": _digest(prelogin),
-    }
+    record = {"provider": name, "verifier": verifier, "nonce": nonce, "rd": rd,
+              "binding": _digest(prelogin), "link": link}  # fmt: skip
     await app.redis.set(LOGIN_STATE + state, json.dumps(record), ex=STATE_TTL)
     try:
         url = await provider.authorization_url(
@@ -120,7 +131,7 @@ async def start(request: Request) -> Response:
         )  # fmt: skip
     except ProviderError as exc:
         raise LoginFailed(exc.code) from exc
-    response = RedirectResponse(url, status_code=302)
+    response = RedirectResponse(url, status_code=302 if link is None else 303)
     set_prelogin(request, response, prelogin)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -174,10 +185,26 @@ async def _callback(request: Request, name: str, provider: Provider) -> Response
     except ProviderError as exc:
         log.info("login failure: %s at %s: %s", exc.code, name, exc.description)
         raise LoginFailed(exc.code) from exc
+    if record.get("link"):
+        return await _finish_link(request, record, identity)
     user, created = await app.users.upsert(identity)
     if created:
         log.info("user created: %s via %s", user.id, name)
     return await finish_login(request, user, record["rd"], method=name)
+
+
+async def _finish_link(request: Request, record: dict[str, str], identity: Identity) -> Response:
+    """The second half of /link: the same user must still be signed in here."""
+    app = issuer(request)
+    caller = await authenticate(request)
+    if caller.user.id != record["link"]:
+        raise LoginFailed("invalid_state", "sign in as the account you are linking to")
+    if not await app.users.link(caller.user, identity):
+        raise LoginFailed("identity_in_use", "that account already belongs to a user", status=409)
+    log.info("platform connected: user %s + %s", caller.user.id, identity.provider)
+    response = RedirectResponse(record["rd"], status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def finish_login(request: Request, user: User, rd: str, *, method: str) -> Response:

@@ -23,18 +23,11 @@ import aiormq
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from authgate.config import redact_url
-
+from .amqp import keep_connected
 from .outbox import GROUP, STREAM, UNROUTABLE
 
 log = logging.getLogger("authgate.issuer")
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
-AMQP_ERRORS = (
-    aiormq.exceptions.AMQPError,
-    aio_pika.exceptions.AMQPException,
-    OSError,
-    TimeoutError,
-)
 
 
 class Relay:
@@ -78,35 +71,29 @@ class Relay:
     async def run(self) -> None:
         """Publish forever, reconnecting with backoff; cancel to stop."""
         await self.ensure_group()
-        backoff = 0.1
-        while True:
-            try:
-                connection = await aio_pika.connect(self._url, timeout=5)
-                async with connection:
-                    channel = await connection.channel(
-                        publisher_confirms=True, on_return_raises=True
-                    )
-                    exchange = await channel.declare_exchange(
-                        self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-                    )
-                    self.connected, backoff = True, 0.1
-                    log.info("relay %s: publishing to %s on %s", self.consumer, self._exchange_name,
-                             redact_url(self._url))  # fmt: skip
-                    await self._pump(exchange)
-            except AMQP_ERRORS as exc:
-                if self.connected or self.last_error is None:
-                    log.warning("relay %s: RabbitMQ unavailable, events wait in the outbox: %s",
-                                self.consumer, exc or type(exc).__name__)  # fmt: skip
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            finally:
-                self.connected = False
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        await keep_connected(self._url, f"relay {self.consumer}", self._session, self._gone)
 
-    async def _pump(self, exchange: aio_pika.abc.AbstractExchange) -> None:
+    async def _session(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.declare_exchange(
+            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self.connected = True
+        log.info("relay %s: publishing to %s", self.consumer, self._exchange_name)
+        await self._pump(connection, exchange)
+
+    def _gone(self, reason: str) -> None:
+        self.connected, self.last_error = False, reason
+
+    async def _pump(
+        self, connection: aio_pika.abc.AbstractConnection, exchange: aio_pika.abc.AbstractExchange
+    ) -> None:
         # What this consumer read before but never acknowledged comes first.
         pending = await self._read("0")
         while True:
+            # A lost connection is noticed within a read's block time, events or not.
+            if connection.is_closed or not connection.connected.is_set():
+                raise ConnectionError("the RabbitMQ connection closed")
             entries = pending or await self._claim() or await self._read(">", block_ms=1000)
             pending = []
             if entries:

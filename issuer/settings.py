@@ -80,7 +80,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("inbound_queue", config.text, "authgate.issuer.lifecycle",
            "the issuer's quorum queue for them ('' or off: consume nothing)"),
     Option("inbound_delivery_limit", config.integer(1, 1000), "5",
-           "deliveries of a message before it goes to the dead-letter queue"),
+           "failed deliveries a message may be returned for before it is dead-lettered"),
     Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
 )  # fmt: skip
 

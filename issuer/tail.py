@@ -14,7 +14,7 @@ from typing import TextIO
 
 import aio_pika
 
-from .relay import AMQP_ERRORS
+from .amqp import AMQP_ERRORS
 
 
 def line(routing_key: str, body: bytes) -> str:

@@ -253,6 +253,9 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._open = True
+        self.accepted = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -263,6 +266,7 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             if not self._open:
                 client.close()
                 continue
@@ -276,10 +280,10 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -300,6 +304,11 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._open = True
+        self._flowing.set()
+
+    def pause(self) -> None:
+        """Hold every byte in flight while connections stay open: a hung peer."""
+        self._flowing.clear()
 
     def close(self) -> None:
         self.cut()
