@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import aio_pika
@@ -24,13 +25,15 @@ AMQP_ERRORS = (
 )
 
 
-def _lost(name: str, url: str, reason: str, reported: bool, gone: Callable[[str], None]) -> bool:
-    if not reported:  # once per outage, not once per retry
+def _lost(name: str, url: str, reason: str, last: str | None, gone: Callable[[str], None]) -> str:
+    """Report a loss: a warning when the reason is new, else at debug level (no log
+    storm while RabbitMQ stays away or keeps refusing the same way)."""
+    if reason != last:
         log.warning("%s: RabbitMQ at %s unavailable: %s", name, redact_url(url), reason)
     else:
         log.debug("%s: still unavailable: %s", name, reason)
     gone(reason)
-    return True
+    return reason
 
 
 async def _connect(url: str) -> aio_pika.abc.AbstractConnection:
@@ -73,22 +76,26 @@ async def keep_connected(
 ) -> None:
     """Run `session` on a fresh connection, again and again, with backoff between tries;
     `gone(reason)` after each loss. Returns only by cancellation."""
-    backoff, reported = 0.1, False
+    backoff, last = 0.1, None
     while True:
         connection = None
         try:
             connection = await _connect(url)
-            backoff, reported = 0.1, False
-            await session(connection)
+            backoff, since = 0.1, time.monotonic()
+            try:
+                await session(connection)
+            finally:
+                if time.monotonic() - since > 5:
+                    last = None  # it had been working: a new outage is news again
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # we are being stopped
             # aio-pika cancels its own waiters when a connection dies; that reaches us as
             # a CancelledError that is not ours. It is a lost connection like any other.
-            reported = _lost(name, url, "connection lost (cancelled)", reported, gone)
+            last = _lost(name, url, "connection lost (cancelled)", last, gone)
         except Exception as exc:
-            reported = _lost(name, url, f"{type(exc).__name__}: {exc}", reported, gone)
+            last = _lost(name, url, f"{type(exc).__name__}: {exc}", last, gone)
         finally:
             if connection is not None:
                 await _close(connection)

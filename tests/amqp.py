@@ -11,10 +11,37 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 
 AMQP_URL = os.environ.get("AUTHGATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def amqp_address() -> tuple[str, int]:
+    parts = urlsplit(AMQP_URL)
+    return parts.hostname or "127.0.0.1", parts.port or 5672
+
+
+def via_proxy(proxy: Any) -> str:
+    """AMQP_URL, reached through a test proxy on loopback instead."""
+    parts = urlsplit(AMQP_URL)
+    credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}"))
+
+
+def reachable() -> str | None:
+    """None when RabbitMQ answers at AMQP_URL, else why not."""
+
+    async def main() -> None:
+        connection = await aio_pika.connect(AMQP_URL, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(main())
+    except Exception as exc:  # any failure is the answer
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """RabbitMQ at AUTHGATE_TEST_AMQP_URL, else on its default local port."""
+    from .amqp import AMQP_URL, reachable
+
+    problem = reachable()
+    if problem is not None:
+        pytest.fail(
+            f"no RabbitMQ at {AMQP_URL} ({problem}); start one or set AUTHGATE_TEST_AMQP_URL"
+        )
+    return AMQP_URL
+
+
+@pytest.fixture(scope="session")
 def sessions(redis_url: str) -> Sessions:
     return Sessions(redis_url)
 

@@ -15,6 +15,7 @@ import httpx
 
 from authgate.nginx import free_port, wait_for_port
 
+from .amqp import AMQP_URL
 from .harness import AUDIENCE, REPO
 
 OIDC_DIR = REPO / "tests" / "oidc"
@@ -49,7 +50,8 @@ class IssuerProcess:
         self.log_path = log_dir / f"issuer-{self.port}.log"
         self._log = self.log_path.open("wb")
         base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
-        self.env = {**base, "AUTHGATE_PUBLIC_URL": self.url, "AUTHGATE_AUDIENCE": AUDIENCE, **env}
+        self.env = {**base, "AUTHGATE_PUBLIC_URL": self.url, "AUTHGATE_AUDIENCE": AUDIENCE,
+                    "AUTHGATE_AMQP_URL": AMQP_URL, **env}  # fmt: skip
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "authgate-issuer"), "--port", str(self.port)],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,

@@ -23,7 +23,16 @@ import redis
 from issuer.api import SESSION_GRANT
 from issuer.outbox import STREAM
 
-from .amqp import AMQP_URL, EventSink, Received, delete, publish, queue_depth
+from .amqp import (
+    AMQP_URL,
+    EventSink,
+    Received,
+    amqp_address,
+    delete,
+    publish,
+    queue_depth,
+    via_proxy,
+)
 from .fake_providers import FakeProvider
 from .harness import TcpProxy
 from .identity import IssuerProcess, social_providers_yaml
@@ -49,7 +58,7 @@ def _db(redis_url: str, db: int) -> str:
 
 @pytest.fixture(scope="module")
 def events(
-    redis_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str, amqp_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Events]:
     url = _db(redis_url, EVENTS_DB)
     client = redis.Redis.from_url(url, decode_responses=True)
@@ -58,7 +67,7 @@ def events(
     names = {"exchange": f"authgate.events.t{run}", "inbound": f"member.events.t{run}",
              "queue": f"authgate.issuer.lifecycle.t{run}"}  # fmt: skip
     sink = EventSink(names["exchange"])
-    proxy = TcpProxy("127.0.0.1", 5672)
+    proxy = TcpProxy(*amqp_address())
     work = tmp_path_factory.mktemp("events")
     fake = FakeProvider(CLIENT_ID, SECRET)
     (work / "providers.yml").write_text(
@@ -69,7 +78,7 @@ def events(
         "AUTHGATE_PROVIDERS_FILE": str(work / "providers.yml"), "AUTHGATE_RETURN_ORIGINS": APP,
         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1", "AUTHGATE_LOCAL_ACCOUNTS": "true",
         "FAKE_PROVIDER_SECRET": SECRET,
-        "AUTHGATE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+        "AUTHGATE_AMQP_URL": via_proxy(proxy),
         "AUTHGATE_EVENTS_EXCHANGE": names["exchange"], "AUTHGATE_INBOUND_EXCHANGE": names["inbound"],
         "AUTHGATE_INBOUND_QUEUE": names["queue"], "AUTHGATE_INBOUND_DELIVERY_LIMIT": "2",
         "AUTHGATE_RELAY_CLAIM_IDLE": "1",
@@ -321,9 +330,9 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
     extra_db = _db(events.redis_url, EVENTS_DB + 1)
     client = redis.Redis.from_url(extra_db, decode_responses=True)
     client.delete(STREAM)
-    proxy = TcpProxy("127.0.0.1", 5672)
+    proxy = TcpProxy(*amqp_address())
     env = {**social.issuer.env, "AUTHGATE_REDIS_URL": extra_db,
-           "AUTHGATE_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{proxy.port}/", "AUTHGATE_RELAY_CLAIM_IDLE": "1"}  # fmt: skip
+           "AUTHGATE_AMQP_URL": via_proxy(proxy), "AUTHGATE_RELAY_CLAIM_IDLE": "1"}  # fmt: skip
     command = [str(Path(sys.executable).parent / "authgate-issuer"), "events", "relay"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
