@@ -17,17 +17,13 @@ import hashlib
 import json
 import os
 import secrets
-import sys
 import tempfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from authgate.nginx import free_port
-from bench.verifier import UVICORN_FLAGS, log, process, wrk
-
-HERE = Path(__file__).resolve().parent
-BIN = Path(sys.executable).parent
+from bench.verifier import BIN, HERE, UVICORN_FLAGS, log, process, wrk
 
 # wrk script: each request takes the next line of the file: "path\tcookie\tbody".
 SCRIPT = """

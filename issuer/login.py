@@ -108,13 +108,20 @@ async def link(request: Request) -> Response:
     return await _redirect_to_provider(request, rd, link=caller.user.id)
 
 
-async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) -> Response:
+async def _provider(request: Request, bucket: str, limit: int) -> tuple[str, Provider]:
+    """The provider named in the path (404 if none), after this client's rate limit."""
     app = issuer(request)
     name = request.path_params["provider"]
     provider = app.providers.get(name)
     if provider is None:
         raise NotFound(f"no provider {name!r}")
-    await app.limiter.hit("login", client_ip(request), limit=LOGIN_RATE, window=60)
+    await app.limiter.hit(bucket, client_ip(request), limit=limit, window=60)
+    return name, provider
+
+
+async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) -> Response:
+    app = issuer(request)
+    name, provider = await _provider(request, "login", LOGIN_RATE)
     state, verifier, nonce = (
         secrets.token_urlsafe(32),
         secrets.token_urlsafe(48),
@@ -139,11 +146,7 @@ async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) 
 
 async def callback(request: Request) -> Response:
     app = issuer(request)
-    name = request.path_params["provider"]
-    provider = app.providers.get(name)
-    if provider is None:
-        raise NotFound(f"no provider {name!r}")
-    await app.limiter.hit("callback", client_ip(request), limit=CALLBACK_RATE, window=60)
+    name, provider = await _provider(request, "callback", CALLBACK_RATE)
     try:
         return await _callback(request, name, provider)
     except LoginFailed as exc:

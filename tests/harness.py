@@ -149,36 +149,25 @@ def verifier_command() -> str:
     return str(Path(sys.executable).parent / "authgate-verifier")
 
 
-class VerifierProcess:
-    """`authgate-verifier` run through its real entry point, logging to a file."""
+class ServiceProcess:
+    """An authgate entry point (`authgate-<name>`) run as a process on a port of its own,
+    logging to a file."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, *args: str) -> None:
-        self.port = free_port()
-        self.log_path = log_dir / f"verifier-{self.port}.log"
+    def __init__(
+        self, name: str, env: Mapping[str, str], log_dir: Path, *args: str, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.env = dict(env)
+        self.log_path = log_dir / f"{name}-{self.port}.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [verifier_command(), "--port", str(self.port), *args],
-            env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+            [str(Path(sys.executable).parent / f"authgate-{name}"), "--port", str(self.port), *args],
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 15) -> None:
-        wait_for_port(self.port, self.process, timeout)
-        deadline = time.monotonic() + timeout
-        while httpx.get(self.url + "/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"verifier not ready:\n{self.log()}")
-            time.sleep(0.02)
-        # Ready also means subscribed: session caching starts only then.
-        while b'"session_events": true' not in httpx.get(self.url + "/readyz").content:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"verifier never subscribed:\n{self.log()}")
-            time.sleep(0.02)
 
     def log(self) -> str:
         self._log.flush()
@@ -193,6 +182,26 @@ class VerifierProcess:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+class VerifierProcess(ServiceProcess):
+    """`authgate-verifier` run through its real entry point."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, *args: str) -> None:
+        super().__init__("verifier", env, log_dir, *args)
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        wait_for_port(self.port, self.process, timeout)
+        deadline = time.monotonic() + timeout
+        while httpx.get(self.url + "/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"verifier not ready:\n{self.log()}")
+            time.sleep(0.02)
+        # Ready also means subscribed: session caching starts only then.
+        while b'"session_events": true' not in httpx.get(self.url + "/readyz").content:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"verifier never subscribed:\n{self.log()}")
+            time.sleep(0.02)
 
 
 class Sessions:

@@ -16,7 +16,7 @@ import httpx
 from authgate.nginx import free_port, wait_for_port
 
 from .amqp import AMQP_URL
-from .harness import AUDIENCE, REPO
+from .harness import AUDIENCE, REPO, ServiceProcess
 
 OIDC_DIR = REPO / "tests" / "oidc"
 CLIENT_ID, CLIENT_SECRET = "authgate-test-client", "authgate-test-secret"
@@ -41,21 +41,15 @@ class OpenIdProvider:
         self._log.close()
 
 
-class IssuerProcess:
+class IssuerProcess(ServiceProcess):
     """`authgate-issuer` through its real entry point."""
 
     def __init__(self, env: Mapping[str, str], log_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"issuer-{self.port}.log"
-        self._log = self.log_path.open("wb")
+        port = port or free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
-        self.env = {**base, "AUTHGATE_PUBLIC_URL": self.url, "AUTHGATE_AUDIENCE": AUDIENCE,
-                    "AUTHGATE_AMQP_URL": AMQP_URL, **env}  # fmt: skip
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "authgate-issuer"), "--port", str(self.port)],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        defaults = {"AUTHGATE_PUBLIC_URL": f"http://127.0.0.1:{port}", "AUTHGATE_AUDIENCE": AUDIENCE,
+                    "AUTHGATE_AMQP_URL": AMQP_URL}  # fmt: skip
+        super().__init__("issuer", {**base, **defaults, **env}, log_dir, port=port)
         wait_for_port(self.port, self.process, timeout=30)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -63,16 +57,6 @@ class IssuerProcess:
         return subprocess.run(
             command, env=self.env, capture_output=True, text=True, timeout=30, check=False
         )
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self._log.close()
 
 
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"', re.I)
