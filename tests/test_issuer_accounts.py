@@ -319,7 +319,9 @@ def test_local_accounts(social: Social) -> None:
         )
         unknown = http.post(
             f"{social.issuer.url}/login/local",
-            data=_local_form(social, http, email=f"nobody{fresh_id()}@example.test", password="wrong password!"),
+            data=_local_form(
+                social, http, email=f"nobody{fresh_id()}@example.test", password="wrong password!"
+            ),
         )
         assert wrong.status_code == unknown.status_code == 401
         assert wrong.text == unknown.text  # the same answer: no account enumeration

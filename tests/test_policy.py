@@ -160,3 +160,23 @@ def test_the_example_policy_compiles() -> None:
     policy = load_policy(str(POLICY_FILE))
     assert [r.name for r in policy.rules] == ["public", "admin", "health", "api-write", "signed-in"]
     assert policy.by_name["public"].access is Access.PUBLIC
+
+
+def test_original_url_for_the_login_redirect() -> None:
+    from verifier.app import Request
+
+    assert (
+        Request(b"/a?b=1", b"GET", b"app.test", b"https", b"443").original_url()
+        == b"https://app.test/a?b=1"
+    )
+    assert (
+        Request(b"/a", b"GET", b"app.test", b"http", b"8080").original_url()
+        == b"http://app.test:8080/a"
+    )
+    assert Request(None, None, b"app.test", None, None).original_url() == b"http://app.test/"
+    # A port already in the host, or a port that is not a number, is not added.
+    assert (
+        Request(b"/", b"GET", b"app.test:9", b"http", b"8080").original_url()
+        == b"http://app.test:9/"
+    )
+    assert Request(b"/", b"GET", b"app.test", b"http", b"80x").original_url() == b"http://app.test/"

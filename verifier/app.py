@@ -53,10 +53,15 @@ class Request(NamedTuple):
     method: bytes | None
     host: bytes | None
     proto: bytes | None
+    port: bytes | None
 
     def original_url(self) -> bytes:
         scheme = b"https" if self.proto == b"https" else b"http"
-        return b"%s://%s%s" % (scheme, self.host or b"", self.uri or b"/")
+        host = self.host or b""
+        default = b"443" if scheme == b"https" else b"80"
+        if self.port and self.port != default and self.port.isdigit() and b":" not in host:
+            host += b":" + self.port
+        return b"%s://%s%s" % (scheme, host, self.uri or b"/")
 
     def __str__(self) -> str:
         # The normalized path only: a query string may carry secrets.
@@ -138,7 +143,9 @@ class VerifierApp:
             else:
                 raise Forbidden(f"rule {rule.name} denies")
         except VerifierError as exc:
-            request = Request(uri, method, host, get(b"x-forwarded-proto"))
+            request = Request(
+                uri, method, host, get(b"x-forwarded-proto"), get(b"x-forwarded-port")
+            )
             await self._refuse(exc, send, rule, request)
             outcome = "error" if isinstance(exc, Unavailable) else "failure"
             self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
