@@ -9,13 +9,12 @@ costs a few dict lookups.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote
 
+from .asgi import Message, Receive, Scope, Send
 from .errors import (
     Forbidden,
     InvalidRequest,
@@ -26,15 +25,11 @@ from .errors import (
 )
 from .jwks import KeySet
 from .metrics import Metrics
+from .ops import Operations
 from .policy import Access, Rule, normalize_host, normalize_path
 from .sessions import SessionRecord, SessionStore
 from .settings import Settings, load_settings
 from .tokens import Claims, TokenVerifier
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger("authgate.verifier")
 
@@ -101,11 +96,7 @@ class VerifierApp:
         login = settings.login_url
         self._login_base = None if login is None else login + ("&" if "?" in login else "?") + "rd="
         self._log_success = log.isEnabledFor(logging.DEBUG)
-        self._routes: dict[str, Callable[[Send], Awaitable[None]]] = {
-            "/healthz": self._healthz,
-            "/readyz": self._readyz,
-            "/metrics": self._metrics,
-        }
+        self._ops = Operations(self.keys, self.tokens, self.sessions, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`/verify` is handled right here (the hot path); everything else is delegated."""
@@ -158,9 +149,9 @@ class VerifierApp:
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._routes.get(scope["path"], _not_found)(send)
+            await self._ops.route(scope["path"])(send)
         elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await self._ops.lifespan(receive, send)
 
     def _select(
         self, named: bytes | None, host: bytes | None, uri: bytes | None, method: bytes | None
@@ -277,70 +268,6 @@ class VerifierApp:
             log.error("auth error: %s (rule=%s %s)", exc, rule.name, request)
         else:
             log.info("auth failure: %d %s (rule=%s %s)", exc.status, exc, rule.name, request)
-
-    # --- operations endpoints -----------------------------------------------------
-
-    async def _healthz(self, send: Send) -> None:
-        await _respond(send, 200, b"ok\n", b"text/plain")
-
-    async def _readyz(self, send: Send) -> None:
-        checks = {
-            "redis": await self.sessions.ping(),
-            "keys": self.keys.ready,
-            "session_events": self.sessions.subscribed,
-        }
-        ready = checks["redis"] and checks["keys"]
-        body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
-        await _respond(send, 200 if ready else 503, body, b"application/json")
-
-    async def _metrics(self, send: Send) -> None:
-        text = self.metrics.render(
-            {
-                "authgate_verifier_token_cache_entries": (
-                    "Verified tokens cached.", self.tokens.cache_len),
-                "authgate_verifier_session_cache_entries": (
-                    "Session records cached.", self.sessions.cache_len),
-                "authgate_verifier_session_events_subscribed": (
-                    "1 while subscribed to session events.", lambda: int(self.sessions.subscribed)),
-                "authgate_verifier_jwks_keys_ready": (
-                    "1 while signing keys are held.", lambda: int(self.keys.ready)),
-                "authgate_verifier_jwks_fetches": (
-                    "JWKS fetches since start.", lambda: self.keys.fetches),
-            }
-        )  # fmt: skip
-        await _respond(send, 200, text.encode(), b"text/plain; version=0.0.4")
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.keys.start()
-                    await self.sessions.start()
-                except Exception as exc:  # report any start failure to the server
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.sessions.close()
-                await self.keys.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", content_type), (b"cache-control", b"no-store")],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _not_found(send: Send) -> None:
-    await _respond(send, 404, b"not found\n", b"text/plain")
 
 
 def _merge_repeated(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], bool]:
