@@ -188,6 +188,8 @@ async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, 
             await users.set_roles(user.id, frozenset({role}), actor="demo")
             user = await users.get(user.id) or user
             session = await sessions.create(user, "demo")
+            if session is None:
+                raise RuntimeError(f"demo user {name} is not active")
             made[name] = (
                 tokens.access_token(user, session.sid, "demo", "", DEMO_LIFETIME),
                 session.sid,

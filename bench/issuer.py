@@ -88,6 +88,7 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
 
     user, _ = await users.upsert(Identity("bench", "refresher", "r@bench.test", True, "R"))
     session = await sessions.create(user, "bench")
+    assert session is not None  # a new, active user
     lines = []
     for _ in range(count):
         pair = await tokens.issue(user, session, "bench")

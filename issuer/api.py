@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from authgate.contract import JWKS_PATH
 from authgate.signing import jwks
 
-from .errors import InvalidRequest, UnsupportedGrantType
+from .errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from .outbox import STREAM, UNROUTABLE
 from .redirects import safe_return_url
 from .sessions import LOGOUT
@@ -39,7 +39,10 @@ async def token(request: Request) -> Response:
         if not caller.via_cookie:
             raise InvalidRequest("this grant takes the browser session cookie")
         await check_csrf(request, caller)
-        scope = fields.get("scope", "")
+        # The pair's scope: what was asked for, within the session's own.
+        scope = fields.get("scope", caller.session.scope)
+        if not set(scope.split()) <= set(caller.session.scope.split()):
+            raise InvalidScope("the requested scope exceeds the session's")
         pair = await app.tokens.issue(caller.user, caller.session, API_CLIENT, scope)
         return no_store(JSONResponse(pair))
     raise UnsupportedGrantType(f"grant_type {grant!r} is not supported")

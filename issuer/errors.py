@@ -25,6 +25,10 @@ class InvalidGrant(IssuerError):
     error = "invalid_grant"
 
 
+class InvalidScope(IssuerError):
+    error = "invalid_scope"
+
+
 class UnsupportedGrantType(IssuerError):
     error = "unsupported_grant_type"
 

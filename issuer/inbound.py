@@ -107,10 +107,16 @@ class LifecycleConsumer:
     async def _handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
             event_id, kind, user = parse(message.body)
+            # The routing key decides what happens (it is what the queue is bound to);
+            # a body claiming another action than its routing key is refused.
+            action = (message.routing_key or "").rsplit(".", 1)[-1]
+            if kind.rsplit(".", 1)[-1] != action:
+                raise PoisonMessage(
+                    f"type {kind!r} does not match routing key {message.routing_key!r}"
+                )
             if await self._redis.exists(PROCESSED + event_id):
                 log.info("inbound: event %s already processed", event_id)
             else:
-                action = kind.rsplit(".", 1)[-1]
                 if await self._act(action, user, event_id):
                     log.info("inbound: %s for user %s (event %s)", kind, user, event_id)
                 await self._redis.set(PROCESSED + event_id, "1", ex=PROCESSED_TTL)

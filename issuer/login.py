@@ -213,9 +213,9 @@ async def _finish_link(request: Request, record: dict[str, str], identity: Ident
 async def finish_login(request: Request, user: User, rd: str, *, method: str) -> Response:
     """Start a session for `user`, set its cookie, and send the browser to `rd`."""
     app = issuer(request)
-    if user.status != ACTIVE:
+    session = await app.sessions.create(user, method) if user.status == ACTIVE else None
+    if session is None:
         raise LoginFailed("account_suspended", "this account is suspended", status=403)
-    session = await app.sessions.create(user, method)
     log.info("login success: user %s", user.id)
     response = RedirectResponse(rd, status_code=303)
     response.set_cookie(

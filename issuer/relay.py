@@ -70,10 +70,12 @@ class Relay:
 
     async def run(self) -> None:
         """Publish forever, reconnecting with backoff; cancel to stop."""
-        await self.ensure_group()
         await keep_connected(self._url, f"relay {self.consumer}", self._session, self._gone)
 
     async def _session(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        # On every (re)connect: Redis may have been away at start, or lost the group
+        # (a restart without persistence); a read would then fail with NOGROUP forever.
+        await self.ensure_group()
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.declare_exchange(
             self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True

@@ -5,6 +5,10 @@ change on the session-events channel). The issuer adds a per-session CSRF secret
 keeps `authgate:user-sessions:{uid}` so a role change, suspension or deletion reaches
 every session of the user at once. Each start and end queues its event (issuer/outbox)
 in the same transaction.
+
+Two races are closed with WATCH: a session is created only if the user is still active
+when it is written (a suspension that lands mid-login cannot miss it), and a role change
+rewrites a session only if it still exists (it can never bring an ended one back).
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from authgate.contract import session_key
 from authgate.sessions import queue_end_session, queue_session
 from authgate.signing import new_session_id
 
 from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox
-from .users import User
+from .users import ACTIVE, USER, User
 
 USER_SESSIONS = "authgate:user-sessions:"
 FIELD_CSRF = "csrf"
 FIELD_CREATED = "created"
 LOGOUT = "logout"
+#: Tries of a WATCH transaction that keeps meeting concurrent changes.
+ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Session:
     sub: str
     csrf: str
     expires_at: float
+    scope: str = ""
 
 
 class Sessions:
@@ -42,22 +50,33 @@ class Sessions:
         self._ttl = ttl
         self._outbox = outbox
 
-    async def create(self, user: User, method: str) -> Session:
-        """A new session for `user`, who signed in with `method` (a provider, or local)."""
+    async def create(self, user: User, method: str) -> Session | None:
+        """A new session for `user`, who signed in with `method` (a provider, or local);
+        None when the user is no longer active (suspended or deleted meanwhile)."""
         sid = new_session_id()
         csrf = secrets.token_urlsafe(32)
-        now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            queue_session(
-                pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles, email=user.email,
-                name=user.name, extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
-            )  # fmt: skip
-            pipe.sadd(USER_SESSIONS + user.id, sid)
-            pipe.expire(USER_SESSIONS + user.id, self._ttl)
-            data = {"user_id": user.id, "session_id": sid, "method": method}
-            self._outbox.queue(pipe, LOGIN_SUCCEEDED, user.id, data)
-            await pipe.execute()
-        return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl)
+        for _ in range(ATTEMPTS):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(USER + user.id)
+                if await pipe.hget(USER + user.id, "status") != ACTIVE:
+                    return None
+                now = time.time()
+                pipe.multi()
+                queue_session(
+                    pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles,
+                    email=user.session_email, name=user.name,
+                    extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
+                )  # fmt: skip
+                pipe.sadd(USER_SESSIONS + user.id, sid)
+                pipe.expire(USER_SESSIONS + user.id, self._ttl)
+                data = {"user_id": user.id, "session_id": sid, "method": method}
+                self._outbox.queue(pipe, LOGIN_SUCCEEDED, user.id, data)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue  # the user changed meanwhile: look again
+                return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl)
+        raise RuntimeError(f"user {user.id} kept changing while a session was being created")
 
     async def get(self, sid: str) -> Session | None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -66,8 +85,10 @@ class Sessions:
             fields, pttl = await pipe.execute()
         if not fields or pttl <= 0:
             return None
-        return Session(sid=sid, sub=fields.get("sub", ""), csrf=fields.get(FIELD_CSRF, ""),
-                       expires_at=time.time() + pttl / 1000)  # fmt: skip
+        return Session(
+            sid=sid, sub=fields.get("sub", ""), csrf=fields.get(FIELD_CSRF, ""),
+            expires_at=time.time() + pttl / 1000, scope=fields.get("scope", ""),
+        )  # fmt: skip
 
     async def end(self, sid: str, uid: str, reason: str) -> None:
         """End one session everywhere; `reason`: logout, revoked, refresh_token_reuse, …"""
@@ -76,10 +97,11 @@ class Sessions:
             await pipe.execute()
 
     async def end_all(self, uid: str, reason: str) -> int:
+        """End every session of the user. Each end also leaves the index, so a session
+        created after the listing stays listed for the next call."""
         sids = await self._redis.smembers(USER_SESSIONS + uid)
         for sid in sids:
             await self.end(sid, uid, reason)
-        await self._redis.delete(USER_SESSIONS + uid)
         return len(sids)
 
     def _queue_end(self, pipe: aioredis.client.Pipeline, sid: str, uid: str, reason: str) -> None:
@@ -93,17 +115,28 @@ class Sessions:
     async def update_all(self, user: User) -> None:
         """Carry a user's new roles or profile into each live session (and announce it)."""
         for sid in await self._redis.smembers(USER_SESSIONS + user.id):
+            await self._rewrite(sid, user)
+
+    async def _rewrite(self, sid: str, user: User) -> None:
+        key = session_key(sid)
+        for _ in range(ATTEMPTS):
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hgetall(session_key(sid))
-                pipe.pttl(session_key(sid))
-                fields, pttl = await pipe.execute()
-            if not fields or pttl <= 0:
-                await self._redis.srem(USER_SESSIONS + user.id, sid)
-                continue
-            extra = {k: fields[k] for k in (FIELD_CSRF, FIELD_CREATED) if k in fields}
-            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                fields = await pipe.hgetall(key)
+                pttl = await pipe.pttl(key)
+                if not fields or pttl <= 0:  # ended meanwhile: never write it back
+                    await pipe.unwatch()
+                    await self._redis.srem(USER_SESSIONS + user.id, sid)
+                    return
+                extra = {k: fields[k] for k in (FIELD_CSRF, FIELD_CREATED) if k in fields}
+                pipe.multi()
                 queue_session(
                     pipe, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,
-                    scope=fields.get("scope", ""), email=user.email, name=user.name, extra=extra,
+                    scope=fields.get("scope", ""), email=user.session_email, name=user.name,
+                    extra=extra,
                 )  # fmt: skip
-                await pipe.execute()
+                try:
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue  # ended or changed meanwhile: look again

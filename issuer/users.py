@@ -30,13 +30,15 @@ ACTIVE, SUSPENDED = "active", "suspended"
 _UPSERT = """
 local uid = redis.call('GET', KEYS[1])
 if uid then
-  if ARGV[2] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'email', ARGV[2]) end
+  if ARGV[2] ~= '' then
+    redis.call('HSET', ARGV[5] .. uid, 'email', ARGV[2], 'email_verified', '1')
+  end
   if ARGV[3] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'name', ARGV[3]) end
   return {uid, 0, redis.call('HGETALL', ARGV[5] .. uid)}
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('HSET', ARGV[5] .. ARGV[1], 'email', ARGV[2], 'name', ARGV[3], 'roles', '',
-           'status', 'active', 'created', ARGV[4], 'identities', ARGV[6])
+           'status', 'active', 'created', ARGV[4], 'identities', ARGV[6], 'email_verified', '1')
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[7], 'event', ARGV[8])
 return {ARGV[1], 1, redis.call('HGETALL', ARGV[5] .. ARGV[1])}
@@ -52,6 +54,12 @@ class User:
     status: str
     created: float
     identities: tuple[str, ...]
+    email_verified: bool = False
+
+    @property
+    def session_email(self) -> str:
+        """The email upstreams may see (X-Auth-Email): only a verified one."""
+        return self.email if self.email_verified else ""
 
     def public(self) -> dict[str, object]:
         return {
@@ -69,6 +77,7 @@ def _user(uid: str, fields: dict[str, str]) -> User:
         status=fields.get("status", ACTIVE),
         created=float(fields.get("created", 0)),
         identities=tuple(fields.get("identities", "").split()),
+        email_verified=fields.get("email_verified") == "1",
     )
 
 
@@ -201,6 +210,8 @@ class Users:
             pipe.hset(USER + uid, mapping={
                 "email": email, "name": name, "roles": "", "status": ACTIVE, "created": str(now),
                 "identities": f"local:{email.lower()}", "password": password_hash,
+                # Nobody has checked the address yet: it stays out of X-Auth-Email.
+                "email_verified": "0",
             })  # fmt: skip
             pipe.zadd(USERS, {uid: now})
             data = {"user_id": uid, "provider": "local", "email": email, "name": name}

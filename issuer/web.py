@@ -15,6 +15,7 @@ from verifier.errors import VerifierError
 
 from .errors import CsrfFailed, InvalidRequest, IssuerError, Unauthenticated
 from .sessions import Session
+from .tokens import SESSION_CLIENT
 from .users import ACTIVE, User
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ async def authenticate(request: Request) -> Caller:
         claims = await app.token_verifier.verify(token.encode())
     except VerifierError as exc:
         raise Unauthenticated(str(exc)) from exc
+    # The cookie holds only a session token: an API access token copied into it must not
+    # pass for a browser session (which can mint refresh tokens and read the CSRF token).
+    if authorization is None and claims.client_id != SESSION_CLIENT:
+        raise Unauthenticated("the session cookie does not hold a session token")
     session = await app.sessions.get(claims.sid)
     if session is None or session.sub != claims.sub:
         raise Unauthenticated("the session has ended")

@@ -456,3 +456,32 @@ def test_events_tail_prints_events(events: Events) -> None:
     finally:
         tail.terminate()
         tail.wait(timeout=10)
+
+
+def test_inbound_body_claiming_another_action_than_its_routing_key_is_refused(
+    events: Events,
+) -> None:
+    social = events.social
+    with browser() as http:
+        assert login(social, http, "kakao", kakao()).status_code == 303
+        uid = me(social, http)["id"]
+        before = queue_depth(events.names["queue"] + ".dlq")
+        forged = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "member-service",
+                             "type": "user.deleted", "subject": uid}).encode()  # fmt: skip
+        publish(events.names["inbound"], "user.suspended", forged)  # bound as a suspension
+        deadline = time.monotonic() + 15
+        while queue_depth(events.names["queue"] + ".dlq") <= before:
+            assert time.monotonic() < deadline, "the forged message was not refused"
+            time.sleep(0.1)
+        assert (
+            http.get(f"{social.issuer.url}/me").status_code == 200
+        )  # neither deleted nor suspended
+
+
+def test_relay_recreates_a_lost_consumer_group(events: Events) -> None:
+    social = events.social
+    social.redis.delete(STREAM)  # a Redis restart without persistence: stream and group gone
+    with browser() as http:
+        assert login(social, http, "kakao", kakao()).status_code == 303
+        uid = me(social, http)["id"]
+    events.sink.wait_for(lambda r: "user.login.succeeded" in of(r, uid), timeout=30)

@@ -39,6 +39,7 @@ class Claims:
     sub: str
     sid: str
     exp: float
+    client_id: str = ""
 
 
 class TokenVerifier:
@@ -112,7 +113,8 @@ class TokenVerifier:
             raise InvalidToken("sub is not a string")
         if not isinstance(sid, str) or not SID_PATTERN.fullmatch(sid):
             raise InvalidToken("sid is missing or malformed")
-        claims = Claims(sub=sub, sid=sid, exp=float(exp))
+        client_id = payload["client_id"] if isinstance(payload["client_id"], str) else ""
+        claims = Claims(sub=sub, sid=sid, exp=float(exp), client_id=client_id)
         if self.cache_size:
             if len(self.cache) >= self.cache_size:
                 # Evict the oldest insertion (dicts keep order): cheap, bounded, and a
