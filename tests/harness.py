@@ -154,14 +154,21 @@ class ServiceProcess:
     logging to a file."""
 
     def __init__(
-        self, name: str, env: Mapping[str, str], log_dir: Path, *args: str, port: int | None = None
+        self,
+        name: str,
+        env: Mapping[str, str],
+        log_dir: Path,
+        *args: str,
+        port: int | None = None,
+        verb: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         self.env = dict(env)
         self.log_path = log_dir / f"{name}-{self.port}.log"
         self._log = self.log_path.open("wb")
+        command = str(Path(sys.executable).parent / f"authgate-{name}")
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / f"authgate-{name}"), "--port", str(self.port), *args],
+            [command, *verb, "--port", str(self.port), *args],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

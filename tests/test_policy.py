@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from authgate.paths import normalize_host, normalize_path
 from verifier.policy import (
     Access,
     PolicyError,
     compile_policy,
     load_policy,
-    normalize_host,
-    normalize_path,
 )
 
 from .harness import POLICY_FILE

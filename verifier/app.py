@@ -14,6 +14,8 @@ import time
 from typing import NamedTuple
 from urllib.parse import quote
 
+from authgate.paths import normalize_host, normalize_path
+
 from .asgi import Message, Receive, Scope, Send
 from .errors import (
     Forbidden,
@@ -26,7 +28,7 @@ from .errors import (
 from .jwks import KeySet
 from .metrics import Metrics
 from .ops import Operations
-from .policy import Access, Rule, normalize_host, normalize_path
+from .policy import Access, Rule
 from .sessions import SessionRecord, SessionStore
 from .settings import Settings, load_settings
 from .tokens import Claims, TokenVerifier

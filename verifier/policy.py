@@ -23,9 +23,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from posixpath import normpath
 from typing import Any
-from urllib.parse import unquote
 
 import yaml
 
@@ -228,34 +226,3 @@ def _strings(where: str, value: Any, problems: list[str]) -> list[str]:
 
 def _valid_host(host: str) -> bool:
     return bool(re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", host))
-
-
-def normalize_path(uri: str) -> str:
-    """The path of a request URI as nginx's `$uri` would have it.
-
-    `X-Original-URI` carries `$request_uri`, which is raw; upstreams see the decoded and
-    resolved path, so the policy must too.
-    """
-    if uri.startswith(("http://", "https://")):  # absolute-form request target
-        uri = "/" + uri.split("/", 3)[3] if uri.count("/") >= 3 else "/"
-    path = uri.split("?", 1)[0].split("#", 1)[0]
-    if "%" in path:
-        path = unquote(path, errors="replace")
-    if not path.startswith("/"):
-        path = "/" + path
-    if "//" in path or "/." in path:
-        trailing = path.endswith("/") and path != "/"
-        path = normpath(path)
-        if path.startswith("//"):  # POSIX keeps a leading double slash; HTTP does not
-            path = "/" + path.lstrip("/")
-        if trailing and path != "/":
-            path += "/"
-    return path
-
-
-def normalize_host(host: str) -> str:
-    """Lower-case host without its port (`[::1]:8080` → `[::1]`)."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host

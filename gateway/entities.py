@@ -1,0 +1,318 @@
+"""Checks for each entity of the supported subset, with Kong 3.0's defaults.
+
+`Builder` takes raw entities one at a time (with their path in the file), records every
+problem it finds, and `finish()` resolves the references between them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gateway import schema
+from gateway.model import Config, Consumer, PluginConf, Route, Service, Target, Upstream
+from gateway.plugins import PluginError, find
+
+COMMON = {"id", "tags"}
+SERVICE = COMMON | {"name", "url", "protocol", "host", "port", "path", "retries", "enabled"}
+SERVICE |= {"connect_timeout", "write_timeout", "read_timeout", "routes", "plugins"}
+ROUTE = COMMON | {"name", "service", "paths", "methods", "hosts", "strip_path", "plugins"}
+ROUTE |= {"preserve_host", "regex_priority", "path_handling", "protocols"}
+PLUGIN = COMMON | {"name", "config", "enabled", "protocols", "service", "route", "consumer"}
+CONSUMER = COMMON | {"username", "custom_id", "plugins"}
+UPSTREAM = COMMON | {"name", "targets"}
+TARGET = COMMON | {"target", "weight"}
+
+_NAME = re.compile(r"^[\w.~-]+$")  # Kong's utf8_name: letters, digits and . - _ ~
+_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*(\.\*)?$")
+_METHOD = re.compile(r"^[A-Z]+$")
+PORTS = {"http": 80, "https": 443}
+
+
+class Builder:
+    def __init__(self, plugins_dir: Path) -> None:
+        self.plugins_dir = plugins_dir
+        self.problems: list[tuple[str, str]] = []
+        self.services: list[Service] = []
+        self.routes: list[Route] = []
+        self.plugins: list[PluginConf] = []
+        self.consumers: list[Consumer] = []
+        self.upstreams: list[Upstream] = []
+
+    def bad(self, path: str, message: str) -> None:
+        self.problems.append((path, message))
+
+    def fields(self, item: Any, path: str, allowed: set[str]) -> dict[str, Any] | None:
+        if not isinstance(item, dict):
+            self.bad(path, "expected a mapping")
+            return None
+        for key in item:
+            if key not in allowed:
+                self.bad(f"{path}.{key}", "unknown field (outside the supported subset)")
+        return item
+
+    def value(self, item: dict[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
+        got = item.get(key, default)
+        if got is None or (isinstance(got, kind) and not (kind is int and isinstance(got, bool))):
+            return got
+        self.bad(f"{path}.{key}", f"expected {_KINDS[kind]}")
+        return default
+
+    def name(self, item: dict[str, Any], path: str, key: str = "name", need: bool = True) -> str:
+        got = self.value(item, key, path, str, None)
+        if got is None:
+            if need:
+                self.bad(f"{path}.{key}", "required field missing")
+            return ""
+        if not _NAME.match(got):
+            self.bad(f"{path}.{key}", "invalid value: letters, digits and . - _ ~ only")
+        return str(got)
+
+    def service(self, item: Any, path: str) -> None:
+        raw = self.fields(item, path, SERVICE)
+        if raw is None:
+            return
+        name = self.name(raw, path)
+        protocol, host, port, svc_path = "http", None, None, None
+        url = self.value(raw, "url", path, str, None)
+        if url is not None:
+            for key in ("protocol", "host", "port", "path"):
+                if key in raw:
+                    self.bad(f"{path}.{key}", "set either url or protocol/host/port/path")
+            parts = urlsplit(url)
+            protocol, host, svc_path = parts.scheme, parts.hostname, parts.path or None
+            try:
+                port = parts.port
+            except ValueError:
+                self.bad(f"{path}.url", "invalid port in url")
+            if not host:
+                self.bad(f"{path}.url", "expected a URL like http://host:port/path")
+        else:
+            protocol = self.value(raw, "protocol", path, str, "http")
+            host = self.value(raw, "host", path, str, None)
+            port = self.value(raw, "port", path, int, None)
+            svc_path = self.value(raw, "path", path, str, None)
+            if host is None:
+                self.bad(f"{path}.host", "required field missing (or set url)")
+        if protocol not in PORTS:
+            self.bad(f"{path}.protocol", "expected one of: http, https")
+        port = PORTS.get(protocol, 80) if port is None else port
+        if not 0 < port < 65536:
+            self.bad(f"{path}.port", "value should be between 0 and 65535")
+        if svc_path is not None and not svc_path.startswith("/"):
+            self.bad(f"{path}.path", "should start with: /")
+        timeouts = [self.value(raw, t, path, int, 60000) for t in _TIMEOUTS]
+        for key, timeout in zip(_TIMEOUTS, timeouts, strict=True):
+            if not 1 <= timeout <= 2**31 - 2:
+                self.bad(f"{path}.{key}", "value should be between 1 and 2147483646")
+        self.services.append(
+            Service(
+                name=name,
+                protocol=protocol,
+                host=host or "",
+                port=port,
+                path=svc_path,
+                retries=self.value(raw, "retries", path, int, 5),
+                connect_timeout=timeouts[0],
+                write_timeout=timeouts[1],
+                read_timeout=timeouts[2],
+                enabled=self.value(raw, "enabled", path, bool, True),
+                where=path,
+                raw=raw,
+            )
+        )
+        self.nested(raw, path, "routes", self.route, service=name)
+        self.nested(raw, path, "plugins", self.plugin, service=name)
+
+    def nested(self, raw: dict[str, Any], path: str, key: str, build: Any, **ref: str) -> None:
+        items = raw.get(key) or []
+        if not isinstance(items, list):
+            self.bad(f"{path}.{key}", "expected a list")
+            return
+        for i, item in enumerate(items):
+            build(item, f"{path}.{key}[{i}]", **ref)
+
+    def route(self, item: Any, path: str, service: str | None = None) -> None:
+        raw = self.fields(item, path, ROUTE)
+        if raw is None:
+            return
+        if service is not None and "service" in raw:
+            self.bad(f"{path}.service", "a nested route belongs to its service already")
+        name = self.name(raw, path)
+        service = service or self.name(raw, path, "service", need=False) or None
+        paths = tuple(self.strings(raw, "paths", path, self.check_path))
+        methods = tuple(self.strings(raw, "methods", path, self.check_method))
+        hosts = tuple(self.strings(raw, "hosts", path, self.check_host))
+        protocols = tuple(self.strings(raw, "protocols", path, None)) or ("http", "https")
+        for i, proto in enumerate(protocols):
+            if proto not in PORTS:
+                self.bad(f"{path}.protocols[{i}]", "expected one of: http, https")
+        if not (paths or methods or hosts):
+            self.bad(path, "must set one of 'methods', 'hosts', 'paths'")
+        handling = self.value(raw, "path_handling", path, str, "v0")
+        if handling != "v0":
+            # v1 exists only in Kong's `traditional` router, not its 3.x default.
+            self.bad(f"{path}.path_handling", "only v0 is supported (Kong's default router)")
+        self.routes.append(
+            Route(
+                name=name,
+                service=service,
+                paths=paths,
+                methods=methods,
+                hosts=tuple(h.lower() for h in hosts),
+                strip_path=self.value(raw, "strip_path", path, bool, True),
+                preserve_host=self.value(raw, "preserve_host", path, bool, False),
+                regex_priority=self.value(raw, "regex_priority", path, int, 0),
+                path_handling=handling,
+                protocols=protocols,
+                where=path,
+                raw=raw,
+            )
+        )
+        self.nested(raw, path, "plugins", self.plugin, route=name)
+
+    def strings(self, raw: dict[str, Any], key: str, path: str, check: Any) -> list[str]:
+        items = raw.get(key) or []
+        if not isinstance(items, list):
+            self.bad(f"{path}.{key}", "expected a list")
+            return []
+        good = []
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                self.bad(f"{path}.{key}[{i}]", "expected a string")
+            elif check is None or check(item, f"{path}.{key}[{i}]"):
+                good.append(item)
+        return good
+
+    def check_path(self, value: str, path: str) -> bool:
+        if value.startswith("~"):
+            try:
+                re.compile(value[1:])
+            except re.error as exc:
+                self.bad(path, f"invalid regex: {exc}")
+                return False
+            return True
+        if not value.startswith("/"):
+            self.bad(path, "should start with: / (fixed path) or ~/ (regex path)")
+            return False
+        return True
+
+    def check_method(self, value: str, path: str) -> bool:
+        if not _METHOD.match(value):
+            self.bad(path, "invalid value: methods are upper-case tokens (GET, POST, …)")
+            return False
+        return True
+
+    def check_host(self, value: str, path: str) -> bool:
+        if not _HOST.match(value) or (value.startswith("*.") and value.endswith(".*")):
+            self.bad(path, "invalid hostname (a wildcard * is allowed as the first or last label)")
+            return False
+        return True
+
+    def plugin(self, item: Any, path: str, **ref: str) -> None:
+        raw = self.fields(item, path, PLUGIN)
+        if raw is None:
+            return
+        for key in ref:
+            if key in raw:
+                self.bad(f"{path}.{key}", f"a nested plugin belongs to its {key} already")
+        name = self.name(raw, path)
+        refs = {k: ref.get(k) or self.name(raw, path, k, need=False) or None for k in _REFS}
+        config: dict[str, Any] = {}
+        if name:
+            try:
+                module = find(name, self.plugins_dir)
+            except PluginError as exc:
+                self.bad(f"{path}.name", str(exc))
+            else:
+                config, found = schema.check_record(
+                    module.schema, raw.get("config"), path + ".config"
+                )
+                self.problems.extend(found)
+        self.plugins.append(
+            PluginConf(
+                name=name,
+                config=config,
+                enabled=self.value(raw, "enabled", path, bool, True),
+                where=path,
+                raw=raw,
+                **refs,
+            )
+        )
+
+    def consumer(self, item: Any, path: str) -> None:
+        raw = self.fields(item, path, CONSUMER)
+        if raw is None:
+            return
+        username = self.name(raw, path, "username", need=False) or None
+        custom_id = self.value(raw, "custom_id", path, str, None)
+        if not (username or custom_id):
+            self.bad(
+                path, "at least one of these fields must be non-empty: 'custom_id', 'username'"
+            )
+        consumer = Consumer(username=username, custom_id=custom_id, where=path, raw=raw)
+        self.consumers.append(consumer)
+        self.nested(raw, path, "plugins", self.plugin, consumer=consumer.name)
+
+    def upstream(self, item: Any, path: str) -> None:
+        raw = self.fields(item, path, UPSTREAM)
+        if raw is None:
+            return
+        name = self.name(raw, path)
+        targets = []
+        for i, target in enumerate(raw.get("targets") or []):
+            where = f"{path}.targets[{i}]"
+            got = self.fields(target, where, TARGET)
+            if got is None:
+                continue
+            host, _, port = str(got.get("target", "")).rpartition(":")
+            if not host or not port.isdigit():
+                host, port = str(got.get("target", "")), "8000"  # Kong's default target port
+            if not host or not _HOST.match(host) or not 0 < int(port) < 65536:
+                self.bad(f"{where}.target", "expected host or host:port")
+                continue
+            weight = self.value(got, "weight", where, int, 100)
+            if not 0 <= weight <= 65535:
+                self.bad(f"{where}.weight", "value should be between 0 and 65535")
+            targets.append(Target(host=host, port=int(port), weight=weight))
+        self.upstreams.append(Upstream(name=name, targets=tuple(targets), where=path, raw=raw))
+
+    def finish(self) -> Config:
+        names: dict[str, set[str]] = {}
+        for kind, items in (
+            ("services", self.services),
+            ("routes", self.routes),
+            ("consumers", self.consumers),
+            ("upstreams", self.upstreams),
+        ):
+            seen = names.setdefault(kind, set())
+            for item in items:
+                if item.name and item.name in seen:
+                    self.bad(item.where, f"duplicate {kind[:-1]} name {item.name!r}")
+                seen.add(item.name)
+        for route in self.routes:
+            if route.service and route.service not in names["services"]:
+                self.bad(f"{route.where}.service", f"no service named {route.service!r}")
+        scopes: set[tuple[Any, ...]] = set()
+        for plugin in self.plugins:
+            for key, ref in plugin.scope_refs:
+                if ref and ref not in names[key + "s"]:
+                    self.bad(f"{plugin.where}.{key}", f"no {key} named {ref!r}")
+            scope = (plugin.name, *plugin.scope_refs)
+            if scope in scopes:
+                self.bad(plugin.where, f"plugin {plugin.name!r} is already set on {plugin.scope}")
+            scopes.add(scope)
+        return Config(
+            services=tuple(self.services),
+            routes=tuple(self.routes),
+            plugins=tuple(self.plugins),
+            consumers=tuple(self.consumers),
+            upstreams=tuple(self.upstreams),
+        )
+
+
+_KINDS = {str: "a string", int: "an integer", bool: "a boolean", list: "a list"}
+_TIMEOUTS = ("connect_timeout", "write_timeout", "read_timeout")
+_REFS = ("service", "route", "consumer")

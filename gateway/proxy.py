@@ -1,0 +1,248 @@
+"""`authgate-gateway serve`: a plain-ASGI proxy that routes like Kong and hosts our plugins.
+
+Routes with no plugin stream both ways (the body is never held). Where a plugin applies,
+the request body is read for it and the response is buffered so its `response` phase can
+read it, as Kong buffers for external plugins with a response phase. Upstream connections
+are pooled and kept alive by one httpx client. Gateway-made answers use Kong's bodies
+(`{"message": "no Route matched with those values"}`, 502, 504) and mark the response's
+source "error", which is how a plugin tells a gateway failure from an upstream answer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.host import PluginHost, entity
+from gateway.model import Config, Service
+from gateway.pdk import Exchange
+from gateway.plugins import DEFAULT_DIR
+from gateway.router import Match, Router
+
+log = logging.getLogger("authgate.gateway")
+
+Scope = dict[str, Any]
+# RFC 9110 §7.6.1: connection-specific fields never cross a proxy.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+
+
+class Balancer:
+    """Weighted round robin over an upstream's targets; a plain host is its own target."""
+
+    def __init__(self, config: Config) -> None:
+        self.cycles: dict[str, Any] = {}
+        for upstream in config.upstreams:
+            ring = [f"{t.host}:{t.port}" for t in upstream.targets for _ in range(t.weight)]
+            self.cycles[upstream.name] = itertools.cycle(ring) if ring else None
+
+    def pick(self, service: Service) -> str | None:
+        if service.host not in self.cycles:
+            return f"{service.host}:{service.port}"
+        ring = self.cycles[service.host]
+        return None if ring is None else str(next(ring))
+
+
+class Gateway:
+    def __init__(self, config: Config, plugins_dir: Path = DEFAULT_DIR) -> None:
+        self.router = Router(config)
+        self.plugins = PluginHost(config, plugins_dir)
+        self.balancer = Balancer(config)
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+        self.client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        host = _header(scope, b"host") or ""
+        match = self.router.match(scope["method"], host, scope["path"])
+        if match is None:
+            await _answer(send, 404, {"message": "no Route matched with those values"})
+            return
+        chain = self.plugins.chain(match.route)
+        if not chain:
+            await self.stream(scope, receive, send, match)
+            return
+        ex = Exchange(
+            method=scope["method"],
+            path=scope["path"],
+            raw_query=scope.get("query_string", b"").decode("latin-1"),
+            headers=[
+                (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]
+            ],
+            body=await _read(receive),
+            client_ip=(scope.get("client") or ("", 0))[0],
+            route=entity("route", match.route),
+            service=entity("service", match.service),
+            scheme=scope.get("scheme", "http"),
+        )
+        await self.plugins.run("access", chain, ex)
+        if ex.exit is None:
+            await self.buffered(scope, ex, match)
+            # Kong skips the response phase when it, not the upstream, answered.
+            if ex.source == "service":
+                await self.plugins.run("response", chain, ex)
+        if ex.exit is not None:  # a plugin ended the request (or replaced the answer)
+            ex.status, ex.response_body, extra = ex.exit
+            ex.response_headers = [(k.lower(), str(v)) for k, v in extra.items()]
+        await _send(send, ex.status, ex.response_headers, ex.response_body)
+        # After the client has its answer, as Kong runs the log phase.
+        await self.plugins.run("log", chain, ex, stop_on_exit=False)
+
+    async def buffered(self, scope: Scope, ex: Exchange, match: Match) -> None:
+        tries = 1 + max(0, match.service.retries)
+        for attempt in range(tries):
+            try:
+                request = self.request(scope, match, ex.body or b"")
+                response = await self.client.send(request)
+                break
+            except httpx.ConnectError as exc:
+                # Nothing reached the upstream: the next try (or target) is safe.
+                if attempt + 1 < tries:
+                    continue
+                failure: httpx.HTTPError = exc
+            except httpx.HTTPError as exc:
+                failure = exc
+            ex.status, ex.source, body = _failure(failure, match)
+            ex.response_headers = [("content-type", "application/json; charset=utf-8")]
+            ex.response_body = json.dumps(body).encode()
+            return
+        ex.status = response.status_code
+        ex.response_headers = _forwardable(response.headers.raw)
+        ex.response_body = response.content
+
+    async def stream(self, scope: Scope, receive: Any, send: Any, match: Match) -> None:
+        has_body = _header(scope, b"content-length") not in (None, "0") or _header(
+            scope, b"transfer-encoding"
+        )
+        content = _body_chunks(receive) if has_body else b""
+        try:
+            request = self.request(scope, match, content)
+            response = await self.client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            status, _, body = _failure(exc, match)
+            await _answer(send, status, body)
+            return
+        try:
+            headers = _forwardable(response.headers.raw)
+            start = {"type": "http.response.start", "status": response.status_code}
+            await send({**start, "headers": [(k.encode(), v.encode()) for k, v in headers]})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    def request(self, scope: Scope, match: Match, content: Any) -> httpx.Request:
+        service = match.service
+        target = self.balancer.pick(service)
+        if target is None:
+            raise httpx.ConnectError("upstream has no healthy targets")
+        query = scope.get("query_string", b"")
+        url = f"{service.protocol}://{target}{match.upstream_path}"
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        if not match.route.preserve_host:
+            default_port = {"http": 80, "https": 443}[service.protocol]
+            host = target if not target.endswith(f":{default_port}") else target.rsplit(":", 1)[0]
+            headers = [(k, v) for k, v in headers if k.lower() != b"host"] + [
+                (b"host", host.encode())
+            ]
+        client = (scope.get("client") or ("", 0))[0]
+        forwarded = _header(scope, b"x-forwarded-for")
+        headers += [
+            (
+                b"x-forwarded-for",
+                f"{forwarded}, {client}".encode() if forwarded else client.encode(),
+            ),
+            (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
+            (b"x-real-ip", client.encode()),
+        ]
+        timeout = httpx.Timeout(
+            connect=service.connect_timeout / 1000,
+            read=service.read_timeout / 1000,
+            write=service.write_timeout / 1000,
+            pool=service.connect_timeout / 1000,
+        )
+        if query:
+            url += "?" + query.decode("latin-1")
+        return self.client.build_request(
+            scope["method"], url, headers=headers, content=content, timeout=timeout
+        )
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.client.aclose()
+                self.plugins.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _failure(exc: httpx.HTTPError, match: Match) -> tuple[int, str, dict[str, str]]:
+    log.warning("gateway: upstream of service %s failed: %s", match.service.name, exc)
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return 504, "error", {"message": "The upstream server is timing out"}
+    return 502, "error", {"message": "An invalid response was received from the upstream server"}
+
+
+def _forwardable(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    return [
+        (k.decode("latin-1").lower(), v.decode("latin-1"))
+        for k, v in raw
+        if k.lower().decode("latin-1") not in HOP_BY_HOP
+    ]
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read(receive: Any) -> bytes:
+    chunks = [chunk async for chunk in _body_chunks(receive)]
+    return b"".join(chunks)
+
+
+async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        if message.get("body"):
+            yield message["body"]
+        if not message.get("more_body"):
+            return
+
+
+async def _answer(send: Any, status: int, body: dict[str, str]) -> None:
+    data = json.dumps(body).encode()
+    await _send(send, status, [("content-type", "application/json; charset=utf-8")], data)
+
+
+async def _send(send: Any, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    headers = [(k, v) for k, v in headers if k != "content-length"]
+    headers.append(("content-length", str(len(body))))
+    encoded = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": encoded})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Kong plugin `idempotency`: makes POST/PATCH retries safe, backed by Redis.
+
+Semantics of the IETF httpapi Idempotency-Key draft, stricter where Stripe is:
+the first request with a key runs; a concurrent one gets 409 + Retry-After; a later one
+gets the stored response replayed (`Idempotent-Replayed: true`) without reaching the
+upstream; the same key with a different request gets 422. Keys are scoped per route
+(else service) and per caller, and stored hashed.
+
+Written to the kong-pdk contract (module-level `Schema`, `version`, `priority`, class
+`Plugin(config)` with phase methods), python-style: PDK errors raise. The same file runs
+under Kong's dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see
+kong/README.md) and under `authgate-gateway serve`. It imports only redis (and kong-pdk
+when run as a server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import redis
+
+version = "1.0.0"
+# Runs after authentication plugins (1000-1999) and rate limiting (910), before the
+# proxy: a request that will be refused anyway never takes a key.
+priority = 900
+
+# Kong's schema DSL (the `config` record's fields); `authgate-gateway validate` checks
+# kong.yml against it and Kong does the same when it loads the plugin.
+Schema = [
+    {"redis_url": {"type": "string", "default": "redis://127.0.0.1:6379/0"}},
+    {"redis_timeout_ms": {"type": "integer", "default": 500, "between": [10, 60000]}},
+    {
+        "methods": {
+            "type": "array",
+            "default": ["POST", "PATCH"],
+            "elements": {"type": "string", "one_of": ["POST", "PATCH", "PUT", "DELETE"]},
+        }
+    },
+    {"required": {"type": "boolean", "default": False}},
+    # How long a completed response is replayed (the draft suggests at least 24 h).
+    {"retention_seconds": {"type": "integer", "default": 86400, "between": [60, 2592000]}},
+    # How long a key stays locked by a request in flight. Keep it above the service's
+    # read_timeout (Kong's default 60 s): a lock that lapses mid-request lets a retry run
+    # twice. Completion is fenced by an owner token either way.
+    {"lock_seconds": {"type": "integer", "default": 75, "between": [1, 3600]}},
+    # Responses larger than this are not kept: a retry gets 409 response-not-stored.
+    {"max_body_bytes": {"type": "integer", "default": 1048576, "between": [0, 16777216]}},
+    # "store": an upstream 5xx is replayed like any response (the upstream may have done
+    # the work). "release": the key is freed and a retry runs again.
+    {"on_5xx": {"type": "string", "default": "store", "one_of": ["store", "release"]}},
+    {
+        "replay_headers": {
+            "type": "array",
+            "elements": {"type": "string"},
+            "default": [
+                "content-type",
+                "content-language",
+                "location",
+                "etag",
+                "last-modified",
+                "cache-control",
+            ],
+        }
+    },
+    # Redis unreachable: false → 503 (no write may run twice); true → pass through.
+    {"fail_open": {"type": "boolean", "default": False}},
+]
+
+logger = logging.getLogger("authgate.plugins.idempotency")
+
+KEY_HEADERS = ("idempotency-key", "x-idempotency-key")
+CTX_KEY = "authgate.idempotency"
+REPLAYED = "Idempotent-Replayed"
+
+# KEYS[1] record. ARGV: fingerprint, owner token, lock ms.
+# → {"acquired"} | {"mismatch"} | {"busy", pttl} | {"done", status, headers, body, stored}
+ACQUIRE = """
+local r = redis.call('HMGET', KEYS[1], 'state', 'fp', 'status', 'headers', 'body', 'stored')
+if not r[1] then
+  redis.call('HSET', KEYS[1], 'state', 'running', 'fp', ARGV[1], 'owner', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {'acquired'}
+end
+if r[2] ~= ARGV[1] then return {'mismatch'} end
+if r[1] == 'running' then return {'busy', redis.call('PTTL', KEYS[1])} end
+return {'done', r[3], r[4], r[5], r[6]}
+"""
+
+# KEYS[1] record. ARGV: owner, status, headers, body, stored, retention s. Fenced: a
+# request whose lock lapsed and was taken over stores nothing.
+COMPLETE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'done', 'status', ARGV[2], 'headers', ARGV[3],
+           'body', ARGV[4], 'stored', ARGV[5])
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+# KEYS[1] record. ARGV: owner. Frees the key only while this request still owns it.
+RELEASE = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+_clients: dict[tuple[str, int], redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(url: str, timeout_ms: int) -> Any:
+    """One pooled client per Redis URL, shared by every instance of the plugin."""
+    with _clients_lock:
+        client = _clients.get((url, timeout_ms))
+        if client is None:
+            timeout = timeout_ms / 1000
+            client = redis.Redis.from_url(
+                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            )
+            _clients[(url, timeout_ms)] = client
+        return client
+
+
+def problem(kong: Any, status: int, kind: str, detail: str, **headers: str) -> None:
+    """Ends the request with an RFC 9457 problem+json body."""
+    body: dict[str, Any] = {"type": f"tag:authgate,2026:idempotency/{kind}"}
+    body |= {"title": kind.replace("-", " "), "status": status, "detail": detail}
+    headers["Content-Type"] = "application/problem+json"
+    kong.response.exit(status, json.dumps(body).encode(), headers)
+
+
+def parse_key(raw: str) -> str | None:
+    """The key, or None when malformed: 1-255 printable ASCII characters.
+
+    The draft sends it as a structured-field string (quoted); Stripe-style clients send it
+    bare. Both name the same key.
+    """
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        raw = raw[1:-1]
+    if not 1 <= len(raw) <= 255 or not all(" " <= c <= "~" for c in raw):
+        return None
+    return raw
+
+
+def fingerprint(method: str, path: str, query: str, content_type: str, body: bytes) -> str:
+    """SHA-256 over what makes two requests "the same" for one key."""
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    digest = hashlib.sha256()
+    for part in (method, path, urlencode(pairs), content_type):
+        digest.update(part.encode() + b"\x00")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def first(headers: dict[str, Any], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, list):
+        return str(value[0]) if value else None
+    return None if value is None else str(value)
+
+
+class Plugin:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.methods = frozenset(m.upper() for m in config.get("methods", ["POST", "PATCH"]))
+        self.required = bool(config.get("required", False))
+        self.retention = int(config.get("retention_seconds", 86400))
+        self.lock_ms = int(config.get("lock_seconds", 75)) * 1000
+        self.max_body = int(config.get("max_body_bytes", 1048576))
+        self.release_5xx = config.get("on_5xx", "store") == "release"
+        self.replay_headers = frozenset(h.lower() for h in config.get("replay_headers", []))
+        self.fail_open = bool(config.get("fail_open", False))
+        url = config.get("redis_url", "redis://127.0.0.1:6379/0")
+        redis_client = _client(url, int(config.get("redis_timeout_ms", 500)))
+        self.acquire = redis_client.register_script(ACQUIRE)
+        self.complete = redis_client.register_script(COMPLETE)
+        self.release = redis_client.register_script(RELEASE)
+
+    def access(self, kong: Any) -> None:
+        method = kong.request.get_method()
+        if method not in self.methods:
+            return
+        headers = kong.request.get_headers()
+        raw = next((v for h in KEY_HEADERS if (v := first(headers, h)) is not None), None)
+        if raw is None:
+            if self.required:
+                problem(kong, 400, "key-missing", f"{method} here needs an Idempotency-Key.")
+            return
+        key = parse_key(raw.strip())
+        if key is None:
+            detail = "Idempotency-Key must be 1-255 printable ASCII characters."
+            problem(kong, 400, "key-malformed", detail)
+            return
+        try:
+            body = kong.request.get_raw_body()
+        except Exception:  # Kong: body spilled to disk, larger than client_body_buffer_size
+            problem(kong, 413, "body-too-large", "The request body is too large to key.")
+            return
+        record = self.record_key(kong, headers, key)
+        fp = fingerprint(
+            method,
+            kong.request.get_path(),
+            kong.request.get_raw_query() or "",
+            first(headers, "content-type") or "",
+            body if isinstance(body, bytes) else (body or "").encode(),
+        )
+        owner = secrets.token_hex(16)
+        try:
+            reply = self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
+        except redis.RedisError as exc:
+            self.redis_down(kong, exc)
+            return
+        outcome = _text(reply[0])
+        if outcome == "acquired":
+            kong.ctx.shared.set(CTX_KEY, f"{record} {owner}")
+        elif outcome == "mismatch":
+            detail = "This Idempotency-Key was used for a different request."
+            problem(kong, 422, "key-reused", detail)
+        elif outcome == "busy":
+            wait = str(max(1, -(-int(reply[1]) // 1000)))
+            detail = "A request with this Idempotency-Key is still in progress."
+            problem(kong, 409, "in-progress", detail, **{"Retry-After": wait})
+        else:
+            self.replay(kong, reply)
+
+    def response(self, kong: Any) -> None:
+        held = kong.ctx.shared.get(CTX_KEY)
+        if not held:
+            return
+        record, owner = str(held).split(" ", 1)
+        try:
+            self.finish(kong, record, owner)
+        except redis.RedisError as exc:
+            # The response still goes out; the lock lapses after lock_seconds.
+            logger.error("idempotency: could not record a response: %s", exc)
+        kong.ctx.shared.set(CTX_KEY, "")
+
+    def log(self, kong: Any) -> None:
+        """Frees a key whose request never reached `response`.
+
+        Kong skips the response phase when the upstream cannot be reached (it answers 502
+        from its error handler); the log phase always runs, after the client has its answer.
+        """
+        held = kong.ctx.shared.get(CTX_KEY)
+        if not held:
+            return
+        record, owner = str(held).split(" ", 1)
+        try:
+            self.release(keys=[record], args=[owner])
+        except redis.RedisError as exc:
+            logger.error("idempotency: could not release a key: %s", exc)
+
+    def finish(self, kong: Any, record: str, owner: str) -> None:
+        status = int(kong.response.get_status())
+        if kong.response.get_source() != "service" or (status >= 500 and self.release_5xx):
+            # The gateway, not the upstream, answered (or 5xx are configured retryable):
+            # free the key so a retry can run.
+            self.release(keys=[record], args=[owner])
+            return
+        body = kong.service.response.get_raw_body() or b""
+        if isinstance(body, str):
+            body = body.encode()
+        stored = len(body) <= self.max_body
+        kept = {
+            name: value
+            for name, value in (kong.response.get_headers() or {}).items()
+            if name.lower() in self.replay_headers
+        }
+        args = [owner, status, json.dumps(kept), body if stored else b"", int(stored)]
+        if not self.complete(keys=[record], args=[*args, self.retention]):
+            logger.warning("idempotency: lock lapsed before the response; not stored")
+
+    def replay(self, kong: Any, reply: list[Any]) -> None:
+        if _text(reply[4]) != "1":
+            detail = "This key's request completed; its response was too large to keep."
+            problem(kong, 409, "response-not-stored", detail)
+            return
+        headers: dict[str, Any] = json.loads(_text(reply[2]))
+        headers[REPLAYED] = "true"
+        kong.response.exit(int(reply[1]), reply[3], headers)
+
+    def record_key(self, kong: Any, headers: dict[str, Any], key: str) -> str:
+        """Redis key for (scope, caller, key), hashed so no key or user id is stored."""
+        entity = kong.router.get_route() or kong.router.get_service() or {}
+        scope = str(entity.get("id") or entity.get("name") or "")
+        caller = first(headers, "x-auth-user")  # set by nginx from the verifier, never a client
+        if caller:
+            caller = "user:" + caller
+        else:
+            consumer = kong.client.get_consumer()
+            caller = f"consumer:{consumer['id']}" if consumer else "ip:" + kong.client.get_ip()
+        digest = hashlib.sha256("\x00".join((scope, caller, key)).encode()).hexdigest()
+        return "authgate:idem:" + digest
+
+    def redis_down(self, kong: Any, exc: Exception) -> None:
+        if self.fail_open:
+            logger.warning("idempotency: Redis unavailable, passing through (fail_open): %s", exc)
+            return
+        logger.error("idempotency: Redis unavailable, refusing: %s", exc)
+        detail = "Idempotency keys cannot be checked right now; retry later."
+        problem(kong, 503, "unavailable", detail, **{"Retry-After": "1"})
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+if __name__ == "__main__":
+    # Kong's dedicated plugin server: one process and socket per plugin (Kong >= 3.9
+    # pluginserver_* settings, kong/README.md). The plugin is written python-style.
+    import sys
+
+    from kong_pdk.cli import start_dedicated_server
+
+    if "--no-lua-style" not in sys.argv:
+        sys.argv.append("--no-lua-style")
+    start_dedicated_server("idempotency", Plugin, version, priority, Schema)

@@ -1,0 +1,107 @@
+"""Real things for the gateway tests: a counting upstream and `authgate-gateway serve`.
+
+The counting upstream is the service behind Kong: it records every request that reached
+it (so a test can prove a write ran once), answers after a configurable delay (so
+concurrent requests overlap) and with a status the path chooses (`/status/500`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from authgate.nginx import wait_for_port
+
+from .harness import ServiceProcess, _Server
+
+
+class CountingUpstream(_Server):
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.seen: list[dict[str, Any]] = []
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _count(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with lock:
+                    outer.seen.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "body": body.decode(errors="replace"),
+                            "user": self.headers.get("X-Auth-User"),
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                        }
+                    )
+                    number = len(outer.seen)
+                time.sleep(outer.delay)
+                status = int(self.path.split("/status/")[1][:3]) if "/status/" in self.path else 201
+                answer = {
+                    "execution": number,
+                    "path": self.path,
+                    "user": self.headers.get("X-Auth-User"),
+                }
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Location", f"/items/{number}")
+                self.send_header("X-Not-Replayed", "upstream-only")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _count
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+    def count(self, path: str | None = None) -> int:
+        return sum(1 for s in self.seen if path is None or s["path"] == path)
+
+
+def kong_yml(
+    upstream_url: str, plugin: Mapping[str, Any] | None = None, **service: Any
+) -> dict[str, Any]:
+    """A small kong.yml: one service, a write route with the idempotency plugin."""
+    route: dict[str, Any] = {"name": "writes", "paths": ["/api/"], "methods": ["POST", "PATCH"]}
+    if plugin is not None:
+        route["plugins"] = [{"name": "idempotency", "config": dict(plugin)}]
+    return {
+        "_format_version": "3.0",
+        "services": [
+            {
+                "name": "api",
+                "url": upstream_url,
+                **service,
+                "routes": [route, {"name": "reads", "paths": ["/api/"], "methods": ["GET"]}],
+            }
+        ],
+    }
+
+
+class GatewayProcess(ServiceProcess):
+    """`authgate-gateway serve FILE` through its real entry point."""
+
+    def __init__(self, config: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) -> None:
+        path = tmp / f"kong-{id(config)}.yml"
+        path.write_text(yaml.safe_dump(dict(config)))
+        super().__init__("gateway", env, tmp, verb=("serve", str(path)))
+        wait_for_port(self.port, self.process, 15)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
