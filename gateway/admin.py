@@ -147,22 +147,14 @@ def _locate(entry: dict[str, Any], config: Config) -> str:
     kind = str(entry.get("entity_type", ""))
     name = entry.get("entity_name")
     entity = entry.get("entity") or {}
-    for item in getattr(config, kind + "s", ()):
-        if kind == "plugin":
-            if item.name == entity.get("name") and _plugin_refs_match(item, entity):
-                return str(item.where)
-        elif name is not None and item.name == name:
-            return str(item.where)
+    items = list(getattr(config, kind + "s", ()))
+    if kind == "plugin":
+        # Plugins have no names: narrow by plugin name, then by the config as written.
+        items = [p for p in items if p.name == entity.get("name")]
+        if len(items) > 1:
+            items = [p for p in items if p.raw.get("config") == entity.get("config")]
+    else:
+        items = [i for i in items if name is not None and i.name == name]
+    if len(items) == 1:
+        return str(items[0].where)
     return f"{kind} {name or entity.get('name') or entry.get('entity_id') or '?'}"
-
-
-def _plugin_refs_match(item: Any, entity: dict[str, Any]) -> bool:
-    for key, ref in item.scope_refs:
-        value = entity.get(key)
-        if isinstance(value, dict):
-            value = value.get("name") or value.get("id")
-        if value is not None and ref is not None and str(value) != ref:
-            return False
-        if (value is None) != (ref is None) and isinstance(value, str):
-            return False
-    return True

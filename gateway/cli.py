@@ -143,6 +143,8 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
         access_log=False,
         log_config=None,
         server_header=False,
+        # X-Forwarded-For is passed on, never believed: the client address is the peer's.
+        proxy_headers=False,
         timeout_keep_alive=75,
     )
     return 0

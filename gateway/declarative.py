@@ -105,8 +105,9 @@ def parse(
     if doc.get("_transform", True) is not True:
         problems.append(("_transform", "only _transform: true is supported"))
     builder = entities.Builder(plugins_dir)
-    for key, build in _sections(builder).items():
-        items = doc.get(key)
+    sections = _sections(builder)
+    for key in [k for k in doc if k in sections]:  # in the file's order; finish() resolves refs
+        build, items = sections[key], doc[key]
         if items is None:
             continue
         if not isinstance(items, list):
@@ -122,7 +123,6 @@ def parse(
 
 
 def _sections(builder: entities.Builder) -> dict[str, Callable[[Any, str], None]]:
-    # Consumers and upstreams first: services and plugins refer to them.
     return {
         "consumers": builder.consumer,
         "upstreams": builder.upstream,

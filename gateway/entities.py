@@ -94,7 +94,7 @@ class Builder:
             host = self.value(raw, "host", path, str, None)
             port = self.value(raw, "port", path, int, None)
             svc_path = self.value(raw, "path", path, str, None)
-            if host is None:
+            if "host" not in raw:
                 self.bad(f"{path}.host", "required field missing (or set url)")
         if protocol not in PORTS:
             self.bad(f"{path}.protocol", "expected one of: http, https")
@@ -149,7 +149,7 @@ class Builder:
         for i, proto in enumerate(protocols):
             if proto not in PORTS:
                 self.bad(f"{path}.protocols[{i}]", "expected one of: http, https")
-        if not (paths or methods or hosts):
+        if not any(raw.get(key) for key in ("paths", "methods", "hosts")):
             self.bad(path, "must set one of 'methods', 'hosts', 'paths'")
         handling = self.value(raw, "path_handling", path, str, "v0")
         if handling != "v0":

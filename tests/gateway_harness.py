@@ -7,6 +7,7 @@ concurrent requests overlap) and with a status the path chooses (`/status/500`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -42,6 +43,8 @@ class CountingUpstream(_Server):
                             "method": self.command,
                             "path": self.path,
                             "body": body.decode(errors="replace"),
+                            "size": len(body),
+                            "sha256": hashlib.sha256(body).hexdigest(),
                             "user": self.headers.get("X-Auth-User"),
                             "headers": {k.lower(): v for k, v in self.headers.items()},
                         }
