@@ -3,7 +3,7 @@
 Routes with no plugin stream both ways (the body is never held). Where a plugin applies,
 the request body is read for it and the response is buffered so its `response` phase can
 read it, as Kong buffers for external plugins with a response phase. Upstream connections
-are pooled and kept alive by one httpx client. Gateway-made answers use Kong's bodies
+are pooled and kept alive by one aiohttp client session. Gateway-made answers use Kong's bodies
 (`{"message": "no Route matched with those values"}`, 502, 504) and mark the response's
 source "error", which is how a plugin tells a gateway failure from an upstream answer.
 """
@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 from gateway.host import PluginHost, entity
 from gateway.model import Config, Service
@@ -38,6 +40,7 @@ HOP_BY_HOP = {
     "transfer-encoding",
     "upgrade",
 }
+HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
 
 
 class Balancer:
@@ -61,8 +64,19 @@ class Gateway:
         self.router = Router(config)
         self.plugins = PluginHost(config, plugins_dir)
         self.balancer = Balancer(config)
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        self.client = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """One pooled keep-alive client, made in the server's event loop."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+                trust_env=False,
+            )
+        return self._session
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -109,80 +123,80 @@ class Gateway:
         tries = 1 + max(0, match.service.retries)
         for attempt in range(tries):
             try:
-                request = self.request(scope, match, ex.body or b"")
-                response = await self.client.send(request)
-                break
-            except httpx.ConnectError as exc:
+                async with self.forward(scope, match, ex.body or b"") as response:
+                    ex.status = response.status
+                    ex.response_headers = _forwardable(response.raw_headers)
+                    ex.response_body = await response.read()
+                return
+            except aiohttp.ClientConnectorError as exc:
                 # Nothing reached the upstream: the next try (or target) is safe.
                 if attempt + 1 < tries:
                     continue
-                failure: httpx.HTTPError = exc
-            except httpx.HTTPError as exc:
+                failure: Exception = exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 failure = exc
             ex.status, ex.source, body = _failure(failure, match)
             ex.response_headers = [("content-type", "application/json; charset=utf-8")]
             ex.response_body = json.dumps(body).encode()
             return
-        ex.status = response.status_code
-        ex.response_headers = _forwardable(response.headers.raw)
-        ex.response_body = response.content
 
     async def stream(self, scope: Scope, receive: Any, send: Any, match: Match) -> None:
         has_body = _header(scope, b"content-length") not in (None, "0") or _header(
             scope, b"transfer-encoding"
         )
         content = _body_chunks(receive) if has_body else b""
+        started = False
         try:
-            request = self.request(scope, match, content)
-            response = await self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            async with self.forward(scope, match, content) as response:
+                headers = _forwardable(response.raw_headers)
+                start = {"type": "http.response.start", "status": response.status}
+                await send({**start, "headers": [(k.encode(), v.encode()) for k, v in headers]})
+                started = True
+                async for chunk in response.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if started:
+                raise  # mid-body: all a proxy can do is drop the connection
             status, _, body = _failure(exc, match)
             await _answer(send, status, body)
-            return
-        try:
-            headers = _forwardable(response.headers.raw)
-            start = {"type": "http.response.start", "status": response.status_code}
-            await send({**start, "headers": [(k.encode(), v.encode()) for k, v in headers]})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
 
-    def request(self, scope: Scope, match: Match, content: Any) -> httpx.Request:
+    def forward(self, scope: Scope, match: Match, content: Any) -> Any:
+        """The upstream request for `match`, as an aiohttp response context."""
         service = match.service
         target = self.balancer.pick(service)
         if target is None:
-            raise httpx.ConnectError("upstream has no healthy targets")
-        query = scope.get("query_string", b"")
+            raise aiohttp.ClientConnectionError("upstream has no targets with weight")
         url = f"{service.protocol}://{target}{match.upstream_path}"
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        if query := scope.get("query_string", b""):
+            url += "?" + query.decode("latin-1")
+        headers = CIMultiDict(
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k.lower() not in HOP_BY_HOP_BYTES
+        )
         if not match.route.preserve_host:
             default_port = {"http": 80, "https": 443}[service.protocol]
-            host = target if not target.endswith(f":{default_port}") else target.rsplit(":", 1)[0]
-            headers = [(k, v) for k, v in headers if k.lower() != b"host"] + [
-                (b"host", host.encode())
-            ]
+            host = target.removesuffix(f":{default_port}")
+            headers["Host"] = host
         client = (scope.get("client") or ("", 0))[0]
-        forwarded = _header(scope, b"x-forwarded-for")
-        headers += [
-            (
-                b"x-forwarded-for",
-                f"{forwarded}, {client}".encode() if forwarded else client.encode(),
-            ),
-            (b"x-forwarded-proto", scope.get("scheme", "http").encode()),
-            (b"x-real-ip", client.encode()),
-        ]
-        timeout = httpx.Timeout(
-            connect=service.connect_timeout / 1000,
-            read=service.read_timeout / 1000,
-            write=service.write_timeout / 1000,
-            pool=service.connect_timeout / 1000,
+        forwarded = headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{forwarded}, {client}" if forwarded else client
+        headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
+        headers["X-Real-IP"] = client
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=service.connect_timeout / 1000,
+            sock_read=service.read_timeout / 1000,
         )
-        if query:
-            url += "?" + query.decode("latin-1")
-        return self.client.build_request(
-            scope["method"], url, headers=headers, content=content, timeout=timeout
+        return self.session.request(
+            scope["method"],
+            URL(url, encoded=True),
+            headers=headers,
+            data=content,
+            timeout=timeout,
+            allow_redirects=False,
+            auto_decompress=False,
         )
 
     async def lifespan(self, receive: Any, send: Any) -> None:
@@ -191,15 +205,16 @@ class Gateway:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.client.aclose()
+                if self._session is not None:
+                    await self._session.close()
                 self.plugins.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-def _failure(exc: httpx.HTTPError, match: Match) -> tuple[int, str, dict[str, str]]:
-    log.warning("gateway: upstream of service %s failed: %s", match.service.name, exc)
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+def _failure(exc: Exception, match: Match) -> tuple[int, str, dict[str, str]]:
+    log.warning("gateway: upstream of service %s failed: %r", match.service.name, exc)
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientConnectorError):
         return 504, "error", {"message": "The upstream server is timing out"}
     return 502, "error", {"message": "An invalid response was received from the upstream server"}
 

@@ -1,0 +1,137 @@
+"""Gateway benchmark: `authgate-gateway serve` with and without the idempotency plugin,
+against the same upstream hit directly.
+
+    bin/bench-gateway [--duration 5] [--connections 32] [--rounds 3]
+
+(a) direct: wrk → the upstream (a raw ASGI app under uvicorn answering 204)
+(b) serve, a route with no plugin (streaming proxy)
+(c) serve, idempotency on, every POST a new key (acquire + store: two Redis scripts)
+(d) serve, idempotency on, one key replayed (one Redis script; the upstream is not called)
+
+All in one run, one after the other, `--rounds` times; each ratio is taken within a round,
+then the median. Absolute numbers depend on the machine; the ratios are the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from statistics import median
+
+import httpx
+import yaml
+
+from authgate.nginx import free_port
+
+from .verifier import Result, log, process, wrk
+
+KEYS = """
+local n, prefix = 0, tostring(os.time()) .. "-" .. tostring(math.random(1000000000)) .. "-"
+request = function()
+  n = n + 1
+  return wrk.format("POST", nil, {["Idempotency-Key"] = prefix .. n,
+    ["Content-Type"] = "application/json", ["X-Auth-User"] = "bench"}, "{}")
+end
+"""
+REPLAY = """
+local key = "replay-" .. tostring(os.time()) .. "-" .. tostring(math.random(1000000000))
+request = function()
+  return wrk.format("POST", nil, {["Idempotency-Key"] = key,
+    ["Content-Type"] = "application/json", ["X-Auth-User"] = "bench"}, "{}")
+end
+"""
+PLAIN = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets (default 3)")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    args = parser.parse_args()
+    up_port, gw_port = free_port(), free_port()
+    bin_dir = Path(sys.executable).parent
+    upstream = [str(bin_dir / "uvicorn"), "bench.raw_asgi:app", "--port", str(up_port)]
+    upstream += ["--http", "httptools", "--loop", "uvloop", "--no-access-log"]
+    upstream += ["--log-level", "warning"]
+    with tempfile.TemporaryDirectory(prefix="authgate-bench-gw-") as tmp:
+        work = Path(tmp)
+        plugin = {"name": "idempotency", "config": {"redis_url": args.redis_url}}
+        config = {
+            "_format_version": "3.0",
+            "services": [
+                {
+                    "name": "upstream",
+                    "url": f"http://127.0.0.1:{up_port}",
+                    "routes": [
+                        {"name": "plain", "paths": ["/plain"]},
+                        {"name": "idem", "paths": ["/idem"], "plugins": [plugin]},
+                    ],
+                }
+            ],
+        }
+        (work / "kong.yml").write_text(yaml.safe_dump(config))
+        scripts = {}
+        for name, text in (("keys", KEYS), ("replay", REPLAY), ("plain", PLAIN)):
+            scripts[name] = work / f"{name}.lua"
+            scripts[name].write_text(text)
+        gateway = [str(bin_dir / "authgate-gateway"), "--log-level", "warning", "serve"]
+        gateway += [str(work / "kong.yml"), "--port", str(gw_port)]
+        targets = [
+            ("a direct to upstream", f"http://127.0.0.1:{up_port}/x", "plain"),
+            ("b serve, no plugin", f"http://127.0.0.1:{gw_port}/plain/x", "plain"),
+            ("c serve, idempotency, new keys", f"http://127.0.0.1:{gw_port}/idem/x", "keys"),
+            ("d serve, idempotency, replays", f"http://127.0.0.1:{gw_port}/idem/x", "replay"),
+        ]
+        rounds: list[list[Result]] = []
+        with process(upstream, up_port), process(gateway, gw_port):
+            check = httpx.post(targets[2][1], content=b"{}", headers={"Idempotency-Key": "warm"})
+            if check.status_code != 204:
+                sys.exit(f"bench: preflight through the plugin got {check.status_code}")
+            for n in range(args.rounds):
+                results = []
+                for name, url, script in targets:
+                    log(f"round {n + 1}/{args.rounds}: {name}")
+                    extra = ["-s", str(scripts[script])]
+                    wrk(url, argparse.Namespace(connections=8, duration=1), extra)  # warm
+                    rps, p99, requests, bad = wrk(url, args, extra)
+                    results.append(Result(name, rps, p99, requests, bad))
+                rounds.append(results)
+    report(rounds, args)
+
+
+def report(rounds: list[list[Result]], args: argparse.Namespace) -> None:
+    print(
+        f"\ngateway benchmark: wrk 1 thread, {args.connections} connections,"
+        f" {args.duration}s x {len(rounds)} round(s)\n"
+    )
+    print(f"{'target (median of rounds)':<36}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>9}")
+    for i, result in enumerate(rounds[0]):
+        runs = [r[i] for r in rounds]
+        rps, p99 = median(r.rps for r in runs), median(r.p99_ms for r in runs)
+        print(f"{result.name:<36}{rps:>10.0f}{p99:>10.2f}{sum(r.non_2xx for r in runs):>9}")
+    print(f"\n{'ratio (median of per-round ratios)':<44}{'value':>8}  rounds")
+    for label, top, bottom, field in (
+        ("req/s  b/a  serve without plugin / direct", 1, 0, "rps"),
+        ("req/s  c/a  plugin, new keys / direct", 2, 0, "rps"),
+        ("req/s  d/a  plugin, replays / direct", 3, 0, "rps"),
+        ("req/s  c/b  plugin cost through serve", 2, 1, "rps"),
+        ("p99    b/a", 1, 0, "p99_ms"),
+        ("p99    c/a", 2, 0, "p99_ms"),
+        ("p99    c/b", 2, 1, "p99_ms"),
+    ):
+        values = [getattr(r[top], field) / getattr(r[bottom], field) for r in rounds]
+        shown = " ".join(f"{v:.2f}" for v in values)
+        print(f"{label:<44}{median(values):>8.2f}  {shown}")
+
+
+if __name__ == "__main__":
+    main()
