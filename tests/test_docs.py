@@ -26,3 +26,26 @@ def test_every_setting_is_documented_with_its_default(
         assert f"`{option.flag}`" in row
         if option.default:
             assert f"`{option.default}`" in row, option.env
+
+
+def test_gateway_flags_and_plugin_config_are_documented() -> None:
+    from gateway.cli import parser
+    from gateway.plugins import find
+    from gateway.schema import fields_of
+
+    text = (REPO / "docs" / "gateway.md").read_text()
+    flags = {
+        action.option_strings[-1]
+        for sub in [parser(), *parser()._subparsers._group_actions[0].choices.values()]  # type: ignore[union-attr]
+        for action in sub._actions
+        if action.option_strings and action.option_strings[-1].startswith("--")
+    } - {"--help", "--output"}
+    for flag in flags:
+        env = "AUTHGATE_GATEWAY_" + flag[2:].upper().replace("-", "_")
+        assert f"| `{env}` | `{flag}` |" in text, flag
+    for name, field in fields_of(find("idempotency").schema).items():
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"plugin config {name} missing from docs/gateway.md"
+        default = field["default"]
+        if not isinstance(default, list):
+            assert f"`{str(default).lower() if isinstance(default, bool) else default}`" in row
