@@ -233,4 +233,8 @@ class Users:
 
 
 def new_id() -> str:
-    return secrets.token_urlsafe(16)
+    # Never starting with "-": ids are typed on command lines (`admin promote ID`), where a
+    # leading dash reads as a flag (1 id in 64 did, and failed the CLI).
+    while (uid := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return uid
