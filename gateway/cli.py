@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from authgate.serving import UVICORN
 from gateway import admin, declarative
 from gateway.plugins import DEFAULT_DIR, PluginError
 
@@ -137,14 +138,7 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
         app,
         host=args.host,
         port=args.port,
-        http="httptools",
-        loop="uvloop",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        # X-Forwarded-For is passed on, never believed: the client address is the peer's.
-        proxy_headers=False,
+        **UVICORN,
         timeout_keep_alive=75,
     )
     return 0

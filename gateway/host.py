@@ -85,10 +85,10 @@ class PluginHost:
     ) -> None:
         """Runs `phase` of each plugin in order; stops at the first that ends the request."""
         loop = asyncio.get_running_loop()
+        kong = Kong(ex)
         for inst in chain:
             if phase not in inst.phases:
                 continue
-            kong = Kong(ex)
             await loop.run_in_executor(self.executor, getattr(inst.plugin, phase), kong)
             if stop_on_exit and ex.exit is not None:
                 return

@@ -98,18 +98,3 @@ class Config:
     plugins: tuple[PluginConf, ...]
     consumers: tuple[Consumer, ...]
     upstreams: tuple[Upstream, ...]
-
-    def entities(self) -> dict[tuple[str, str], Any]:
-        """Every entity by (Kong entity type, identifying name)."""
-        found: dict[tuple[str, str], Any] = {}
-        for kind, items in (
-            ("services", self.services),
-            ("routes", self.routes),
-            ("consumers", self.consumers),
-            ("upstreams", self.upstreams),
-        ):
-            for item in items:
-                found[(kind, item.name)] = item
-        for plugin in self.plugins:
-            found[("plugins", f"{plugin.name}@{plugin.scope}")] = plugin
-        return found

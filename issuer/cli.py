@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from authgate.config import ConfigError, redact_url, to_environ
+from authgate.serving import UVICORN
 
 from .settings import OPTIONS, Settings, load_settings
 
@@ -77,8 +78,7 @@ def serve(settings: Settings) -> None:
              settings.public_url, redact_url(settings.redis_url))  # fmt: skip
     uvicorn.run(
         "issuer.app:create_app_from_env", factory=True, host=settings.host, port=settings.port,
-        http="httptools", loop="uvloop", lifespan="on", access_log=False, log_config=None,
-        server_header=False, proxy_headers=False,
+        **UVICORN,
     )  # fmt: skip
 
 

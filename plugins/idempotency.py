@@ -230,10 +230,9 @@ class Plugin:
             self.replay(kong, reply)
 
     def response(self, kong: Any) -> None:
-        held = kong.ctx.shared.get(CTX_KEY)
-        if not held:
+        if (held := _held(kong)) is None:
             return
-        record, owner = str(held).split(" ", 1)
+        record, owner = held
         try:
             self.finish(kong, record, owner)
         except redis.RedisError as exc:
@@ -247,10 +246,9 @@ class Plugin:
         Kong skips the response phase when the upstream cannot be reached (it answers 502
         from its error handler); the log phase always runs, after the client has its answer.
         """
-        held = kong.ctx.shared.get(CTX_KEY)
-        if not held:
+        if (held := _held(kong)) is None:
             return
-        record, owner = str(held).split(" ", 1)
+        record, owner = held
         try:
             self.release(keys=[record], args=[owner])
         except redis.RedisError as exc:
@@ -305,6 +303,15 @@ class Plugin:
         logger.error("idempotency: Redis unavailable, refusing: %s", exc)
         detail = "Idempotency keys cannot be checked right now; retry later."
         problem(kong, 503, "unavailable", detail, **{"Retry-After": "1"})
+
+
+def _held(kong: Any) -> tuple[str, str] | None:
+    """(record, owner) of the key this request locked in `access`, if it still holds one."""
+    held = kong.ctx.shared.get(CTX_KEY)
+    if not held:
+        return None
+    record, owner = str(held).split(" ", 1)
+    return record, owner
 
 
 def _text(value: Any) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from authgate.config import ConfigError, redact_url, to_environ
+from authgate.serving import UVICORN
 
 from .settings import OPTIONS, load_settings
 
@@ -42,15 +43,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        # httptools and uvloop: the verifier's cost is mostly HTTP parsing.
-        http="httptools",
-        loop="uvloop",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
+        **UVICORN,
         date_header=False,
-        proxy_headers=False,
         # Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes first
         # and never sends on a connection uvicorn has just dropped.
         timeout_keep_alive=75,
