@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import statistics
+import sys
 import time
 
 import aio_pika
@@ -25,8 +25,9 @@ import redis.asyncio as aioredis
 
 from issuer.outbox import STREAM, Outbox
 from issuer.relay import Relay
+from stack import services
+from stack.processes import run_stoppable
 
-AMQP_URL = os.environ.get("AUTHGATE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 BATCH = 200
 
 
@@ -119,21 +120,21 @@ async def through_outbox(
     return rate, sorted(drain.arrived[n] - written[n] for n in range(count))
 
 
-async def main(count: int, redis_url: str) -> None:
+async def measure(count: int, redis_url: str, amqp_url: str) -> None:
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     await redis.delete(STREAM)
     name = f"authgate.bench.events.{secrets.token_hex(3)}"
     outbox = Outbox("https://issuer.bench.test")
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC, durable=True)
         drain = Drain()
-        consumer = await aio_pika.connect(AMQP_URL)  # a connection of its own, as a consumer has
+        consumer = await aio_pika.connect(amqp_url)  # a connection of its own, as a consumer has
         await drain.start(consumer, name)
         await bare(exchange, outbox, drain, min(count, 2000))  # warm-up
         bare_rate = await bare(exchange, outbox, drain, count)
-        relay = Relay(redis, AMQP_URL, name, batch=BATCH)
+        relay = Relay(redis, amqp_url, name, batch=BATCH)
         task = asyncio.create_task(relay.run())
         while not relay.connected:  # noqa: ASYNC110 - the relay offers no event to wait on
             await asyncio.sleep(0.01)
@@ -168,12 +169,21 @@ async def main(count: int, redis_url: str) -> None:
           f" {flooded[-1] * 1000:.0f} ms after its write)")  # fmt: skip
 
 
-if __name__ == "__main__":
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=10000, help="events per path (default 10000)")
-    parser.add_argument("--redis-url", default=os.environ.get("AUTHGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/6"),
-                        help="a Redis database no issuer uses (default db 6)")  # fmt: skip
+    # A Redis database no issuer uses.
+    services.add_arguments(parser, "redis", "amqp", redis_db=6)
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.redis_url))
+
+    def run() -> None:
+        with services.running(args, "redis", "amqp") as urls:
+            asyncio.run(measure(args.events, urls["redis"], urls["amqp"]))
+
+    return run_stoppable(run, "bench-events")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

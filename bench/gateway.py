@@ -15,7 +15,6 @@ then the median. Absolute numbers depend on the machine; the ratios are the resu
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,8 @@ from statistics import median
 import httpx
 import yaml
 
-from authgate.nginx import free_port
+from stack import services
+from stack.processes import free_port, run_stoppable
 
 from .verifier import Result, log, process, wrk
 
@@ -46,17 +46,24 @@ end
 PLAIN = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets (default 3)")
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    services.add_arguments(parser, "redis")
     args = parser.parse_args()
+    return run_stoppable(lambda: run(args), "bench-gateway")
+
+
+def run(args: argparse.Namespace) -> None:
+    with services.running(args, "redis") as urls:
+        measure(args, urls["redis"])
+
+
+def measure(args: argparse.Namespace, redis_url: str) -> None:
     up_port, gw_port = free_port(), free_port()
     bin_dir = Path(sys.executable).parent
     upstream = [str(bin_dir / "uvicorn"), "bench.raw_asgi:app", "--port", str(up_port)]
@@ -64,7 +71,7 @@ def main() -> None:
     upstream += ["--log-level", "warning"]
     with tempfile.TemporaryDirectory(prefix="authgate-bench-gw-") as tmp:
         work = Path(tmp)
-        plugin = {"name": "idempotency", "config": {"redis_url": args.redis_url}}
+        plugin = {"name": "idempotency", "config": {"redis_url": redis_url}}
         config = {
             "_format_version": "3.0",
             "services": [
@@ -134,4 +141,4 @@ def report(rounds: list[list[Result]], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

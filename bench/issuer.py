@@ -15,15 +15,16 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
 import secrets
+import sys
 import tempfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from authgate.nginx import free_port
 from bench.verifier import BIN, HERE, UVICORN_FLAGS, log, process, wrk
+from stack import services
+from stack.processes import free_port, run_stoppable
 
 # wrk script: each request takes the next line of the file: "path\tcookie\tbody".
 SCRIPT = """
@@ -97,23 +98,30 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
     await redis.aclose()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    services.add_arguments(parser, "redis", "amqp")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp:
+    return run_stoppable(lambda: run(args), "bench-issuer")
+
+
+def run(args: argparse.Namespace) -> None:
+    with (
+        services.running(args, "redis", "amqp") as urls,
+        tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp,
+    ):
+        args.redis_url = urls["redis"]
         work = Path(tmp)
         port = free_port()
         count = 4000 * args.duration
         log(f"bench: preparing {count} login states and {count} refresh tokens")
         asyncio.run(prepare(args.redis_url, count, work, f"http://127.0.0.1:{port}"))
-        env = {"AUTHGATE_REDIS_URL": args.redis_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
+        env = {"AUTHGATE_REDIS_URL": args.redis_url, "AUTHGATE_AMQP_URL": urls["amqp"],
+               "AUTHGATE_KEYS_DIR": str(work / "keys"),
                "AUTHGATE_PUBLIC_URL": f"http://127.0.0.1:{port}", "AUTHGATE_LOG_LEVEL": "WARNING",
                "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1"}  # fmt: skip
         results = {}
@@ -162,4 +170,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

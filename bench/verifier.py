@@ -33,9 +33,11 @@ from statistics import median
 import httpx
 import redis.asyncio as aioredis
 
-from authgate.nginx import Nginx, free_port, wait_for_port
 from authgate.sessions import write_session
 from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+from stack import services
+from stack.nginx import Nginx
+from stack.processes import Child, free_port, listening, run_stoppable
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -75,13 +77,14 @@ def log(message: str) -> None:
 
 @contextmanager
 def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, proc)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    """`args` running (and listening on `port`) for the block; stopped after it."""
+    with tempfile.NamedTemporaryFile(prefix="authgate-bench-", suffix=".log") as log_file:
+        child = Child(args, log=Path(log_file.name), env={**os.environ, **(env or {})})
+        try:
+            child.wait_until(lambda: listening(port), args[0], 30)
+            yield
+        finally:
+            child.stop()
 
 
 def wrk(url: str, args: argparse.Namespace, extra: list[str]) -> tuple[float, float, int, int]:
@@ -97,7 +100,7 @@ def wrk(url: str, args: argparse.Namespace, extra: list[str]) -> tuple[float, fl
     return rps, p99, requests, int(bad.group(1)) if bad else 0
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -108,12 +111,17 @@ def main() -> None:
     parser.add_argument(
         "--pin", action="store_true", help="pin the target to core 1, the rest to 0"
     )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    services.add_arguments(parser, "redis")
     args = parser.parse_args()
+    return run_stoppable(lambda: run(args), "bench")
 
-    with tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp:
+
+def run(args: argparse.Namespace) -> None:
+    with (
+        services.running(args, "redis") as urls,
+        tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp,
+    ):
+        args.redis_url = urls["redis"]
         work = Path(tmp)
         work.chmod(0o755)  # nginx workers run unprivileged and must read www/
         key = SigningKey.generate("EdDSA")
@@ -290,4 +298,4 @@ def report(rounds: list[list[Result]], args: argparse.Namespace, pin: bool) -> N
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

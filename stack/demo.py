@@ -15,20 +15,16 @@ import asyncio
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import IO
 
 import httpx
-import redis
 import redis.asyncio as aioredis
 
-from .config import redact_url
-from .nginx import NGINX_DIR, Nginx, free_port, wait_for_port
+from . import services
+from .nginx import NGINX_DIR, Nginx
+from .processes import Child, StartFailed, free_port, listening, run_stoppable
 
 RUNTIME = Path(__file__).resolve().parent.parent / "run" / "demo"
 AUDIENCE = "authgate"
@@ -37,7 +33,7 @@ DEMO_LIFETIME = 8 * 3600  # seconds, for the demo tokens
 BIN = Path(sys.executable).parent
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.splitlines()[0])
     for name, default in (
         ("nginx", 8080),
@@ -46,67 +42,69 @@ def main(argv: list[str] | None = None) -> None:
         ("upstream", 8081),
     ):
         parser.add_argument(f"--{name}-port", type=int, default=default, help="0 picks a free port")
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    services.add_arguments(parser, "redis", "amqp")
     parser.add_argument("--check", action="store_true", help="make the sample requests, then exit")
     args = parser.parse_args(argv)
+    return run_stoppable(lambda: run(args), "demo")
+
+
+def run(args: argparse.Namespace) -> int:
     port = {
         n: getattr(args, f"{n}_port") or free_port()
         for n in ("nginx", "issuer", "verifier", "upstream")
     }
-    try:
-        redis.Redis.from_url(args.redis_url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        where = redact_url(args.redis_url)
-        sys.exit(f"demo: no Redis at {where} ({exc}); start one or set AUTHGATE_REDIS_URL")
-
     base, issuer = f"http://127.0.0.1:{port['nginx']}", f"http://127.0.0.1:{port['issuer']}"
     RUNTIME.mkdir(parents=True, exist_ok=True)
-    common = {**os.environ, "AUTHGATE_REDIS_URL": args.redis_url, "AUTHGATE_AUDIENCE": AUDIENCE}
-    issuer_env = {
-        **common,
-        "AUTHGATE_PUBLIC_URL": issuer,
-        "AUTHGATE_KEYS_DIR": str(RUNTIME / "issuer-keys"),
-        "AUTHGATE_RETURN_ORIGINS": base,
-        "AUTHGATE_LOCAL_ACCOUNTS": "true",
-    }
-    verifier_env = {
-        **common,
-        "AUTHGATE_ISSUER": issuer,
-        "AUTHGATE_JWKS_URL": f"{issuer}/.well-known/jwks.json",
-        "AUTHGATE_POLICY_FILE": str(NGINX_DIR / "example-policy.yml"),
-        "AUTHGATE_LOGIN_URL": f"{issuer}/login",
-        "AUTHGATE_SESSION_COOKIE": "authgate_session",
-    }
-    tokens = asyncio.run(_demo_users(args.redis_url, issuer, RUNTIME / "issuer-keys"))
-    nginx = Nginx(
-        RUNTIME / "nginx",
-        NGINX_DIR / "templates" / "example.conf.template",
-        {
-            "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{port['nginx']}",
-            "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port['verifier']}",
-            "AUTHGATE_UPSTREAM_ADDR": f"127.0.0.1:{port['upstream']}",
-            "AUTHGATE_DEMO_UPSTREAM_LISTEN": f"127.0.0.1:{port['upstream']}",
-        },
-    )
-    with (
-        tempfile.TemporaryFile() as log,
-        _process("authgate-issuer", port["issuer"], issuer_env, log),
-        _process("authgate-verifier", port["verifier"], verifier_env, log),
-    ):
+    with services.running(args, "redis", "amqp") as urls, ExitStack() as stack:
+        common = {**os.environ, "AUTHGATE_REDIS_URL": urls["redis"],
+                  "AUTHGATE_AMQP_URL": urls["amqp"], "AUTHGATE_AUDIENCE": AUDIENCE}  # fmt: skip
+        issuer_env = {
+            **common,
+            "AUTHGATE_PUBLIC_URL": issuer,
+            "AUTHGATE_KEYS_DIR": str(RUNTIME / "issuer-keys"),
+            "AUTHGATE_RETURN_ORIGINS": base,
+            "AUTHGATE_LOCAL_ACCOUNTS": "true",
+        }
+        verifier_env = {
+            **common,
+            "AUTHGATE_ISSUER": issuer,
+            "AUTHGATE_JWKS_URL": f"{issuer}/.well-known/jwks.json",
+            "AUTHGATE_POLICY_FILE": str(NGINX_DIR / "example-policy.yml"),
+            "AUTHGATE_LOGIN_URL": f"{issuer}/login",
+            "AUTHGATE_SESSION_COOKIE": "authgate_session",
+        }
+        tokens = asyncio.run(_demo_users(urls["redis"], issuer, RUNTIME / "issuer-keys"))
+        _start(stack, "issuer", port["issuer"], issuer_env)
+        _start(stack, "verifier", port["verifier"], verifier_env)
+        nginx = Nginx(
+            RUNTIME / "nginx",
+            NGINX_DIR / "templates" / "example.conf.template",
+            {
+                "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{port['nginx']}",
+                "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port['verifier']}",
+                "AUTHGATE_UPSTREAM_ADDR": f"127.0.0.1:{port['upstream']}",
+                "AUTHGATE_DEMO_UPSTREAM_LISTEN": f"127.0.0.1:{port['upstream']}",
+            },
+        )
+        stack.callback(nginx.stop)
         try:
             nginx.start(port["nginx"])
         except (RuntimeError, TimeoutError) as exc:
-            sys.exit(f"demo: could not start nginx: {exc}\n{nginx.error_log()}")
-        try:
-            failures = show(base, issuer, port, tokens, check=args.check)
-            if args.check:
-                sys.exit(1 if failures else 0)
-            print("\nCtrl-C stops the demo.")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
-        finally:
-            nginx.stop()
+            raise StartFailed(f"nginx did not start: {exc}", nginx.error_log()) from exc
+        failures = show(base, issuer, port, tokens, check=args.check)
+        if args.check:
+            return 1 if failures else 0
+        print("\nCtrl-C stops the demo.", flush=True)
+        while True:
+            signal.pause()  # until a signal's handler raises
+
+
+def _start(stack: ExitStack, name: str, port: int, env: dict[str, str]) -> None:
+    """`authgate-{name}` on `port`, its log in run/demo/, stopped with `stack`."""
+    child = Child([str(BIN / f"authgate-{name}"), "--port", str(port)],
+                  log=RUNTIME / f"{name}.log", env=env)  # fmt: skip
+    stack.callback(child.stop)
+    child.wait_until(lambda: listening(port), f"authgate-{name}", 30)
 
 
 def show(
@@ -199,22 +197,5 @@ async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, 
     return made
 
 
-@contextmanager
-def _process(command: str, port: int, env: dict[str, str], log: IO[bytes]) -> Iterator[None]:
-    process = subprocess.Popen(
-        [str(BIN / command), "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    try:
-        try:
-            wait_for_port(port, process)
-        except (RuntimeError, TimeoutError) as exc:
-            log.seek(0)
-            sys.exit(f"demo: {command} did not start: {exc}\n{log.read().decode(errors='replace')}")
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

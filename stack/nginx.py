@@ -10,11 +10,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
+
+from .processes import Child, wait_for_port
 
 NGINX_DIR = Path(__file__).resolve().parent.parent / "nginx"
 _PLACEHOLDER = re.compile(r"\$\{(AUTHGATE_[A-Z0-9_]+)\}")
@@ -37,27 +37,6 @@ def nginx_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: float = 15) -> None:
-    """Poll until something accepts on 127.0.0.1:`port` (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on 127.0.0.1:{port}") from None
-            time.sleep(0.02)
-
-
 class Nginx:
     """nginx running in the foreground from a rendered config in `runtime`."""
 
@@ -70,7 +49,7 @@ class Nginx:
         self.conf = runtime / "nginx.conf"
         rendered = render(template.read_text(), {"AUTHGATE_NGINX_RUNTIME": str(runtime), **values})
         self.conf.write_text(rendered)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
 
     def check(self) -> None:
         """`nginx -t`: raise with nginx's own message when the config is rejected."""
@@ -85,21 +64,16 @@ class Nginx:
 
     def start(self, port: int) -> None:
         self.check()
-        self.process = subprocess.Popen(
+        self.child = Child(
             [nginx_binary(), "-p", str(self.runtime), "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            log=self.runtime / "nginx.out",
+            stop_signal=signal.SIGQUIT,  # graceful: finish requests in flight
         )
-        wait_for_port(port, self.process)
+        wait_for_port(port, self.child.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: finish requests in flight
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.child is not None:
+            self.child.stop(grace=10)
 
     def error_log(self) -> str:
         path = self.runtime / "error.log"

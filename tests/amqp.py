@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,33 +14,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 
-AMQP_URL = os.environ.get("AUTHGATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
-
-def amqp_address() -> tuple[str, int]:
-    parts = urlsplit(AMQP_URL)
+def amqp_address(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", parts.port or 5672
 
 
-def via_proxy(proxy: Any) -> str:
-    """AMQP_URL, reached through a test proxy on loopback instead."""
-    parts = urlsplit(AMQP_URL)
+def via_proxy(url: str, proxy: Any) -> str:
+    """`url`, reached through a test proxy on loopback instead."""
+    parts = urlsplit(url)
     credentials = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
     return urlunsplit(parts._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}"))
-
-
-def reachable() -> str | None:
-    """None when RabbitMQ answers at AMQP_URL, else why not."""
-
-    async def main() -> None:
-        connection = await aio_pika.connect(AMQP_URL, timeout=5)
-        await connection.close()
-
-    try:
-        asyncio.run(main())
-    except Exception as exc:  # any failure is the answer
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -61,7 +44,7 @@ class Received:
 class EventSink:
     """A queue of its own bound to `exchange` (topic, `pattern`), filled in the background."""
 
-    def __init__(self, exchange: str, pattern: str = "#", url: str = AMQP_URL) -> None:
+    def __init__(self, url: str, exchange: str, pattern: str = "#") -> None:
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -124,7 +107,7 @@ class EventSink:
 
 
 def publish(
-    exchange: str, routing_key: str, body: bytes, url: str = AMQP_URL, message_id: str | None = None
+    url: str, exchange: str, routing_key: str, body: bytes, message_id: str | None = None
 ) -> None:
     async def main() -> None:
         connection = await aio_pika.connect(url, timeout=10)
@@ -139,7 +122,7 @@ def publish(
     asyncio.run(main())
 
 
-def queue_depth(queue: str, url: str = AMQP_URL) -> int:
+def queue_depth(url: str, queue: str) -> int:
     async def main() -> int:
         connection = await aio_pika.connect(url, timeout=10)
         async with connection:
@@ -150,7 +133,7 @@ def queue_depth(queue: str, url: str = AMQP_URL) -> int:
     return asyncio.run(main())
 
 
-def delete(queues: list[str], exchanges: list[str], url: str = AMQP_URL) -> None:
+def delete(url: str, queues: list[str], exchanges: list[str]) -> None:
     async def main() -> None:
         connection = await aio_pika.connect(url, timeout=10)
         async with connection:

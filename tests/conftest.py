@@ -1,81 +1,37 @@
 """Session-wide real services: Redis, a JWKS endpoint, the verifier, nginx, an upstream.
 
-Redis is found at AUTHGATE_TEST_REDIS_URL, else on its default local port; failing both,
-testcontainers starts one where Docker runs, else a throwaway `redis-server` is started
-if the binary is installed. Expensive things are shared per session; each test makes its
-own sessions and tokens, so no state needs resetting between tests.
+Redis and RabbitMQ are found, or started, by the rule in `tests/backends.py`.
+Expensive things are shared per session; each test makes its own sessions and tokens, so
+no state needs resetting between tests.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from authgate.nginx import NGINX_DIR, Nginx, free_port, wait_for_port
 from authgate.signing import SigningKey
+from stack.nginx import NGINX_DIR, Nginx
+from stack.processes import free_port
 
+from .backends import backend
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
 from .social import social  # noqa: F401 - a fixture, shared by the issuer tests
-
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import os
-
-    url = os.environ.get("AUTHGATE_TEST_REDIS_URL") or DEFAULT_REDIS_URL
-    if _answers(url):
+    with backend("redis", tmp_path_factory.mktemp("redis")) as url:
         yield url
-        return
-    try:
-        from testcontainers.redis import RedisContainer
-
-        with RedisContainer() as container:
-            host, port = container.get_container_host_ip(), container.get_exposed_port(6379)
-            yield f"redis://{host}:{port}/0"
-            return
-    except Exception as exc:  # no Docker engine here: fall through to a local binary
-        reason = f"{type(exc).__name__}: {exc}"
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.exit(f"no Redis at {url}, no Docker ({reason}), no redis-server binary", 2)
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait()
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
-    """RabbitMQ at AUTHGATE_TEST_AMQP_URL, else on its default local port."""
-    from .amqp import AMQP_URL, reachable
-
-    problem = reachable()
-    if problem is not None:
-        pytest.fail(
-            f"no RabbitMQ at {AMQP_URL} ({problem}); start one or set AUTHGATE_TEST_AMQP_URL"
-        )
-    return AMQP_URL
+def amqp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with backend("amqp", tmp_path_factory.mktemp("rabbitmq")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

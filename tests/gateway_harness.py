@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
-from authgate.nginx import wait_for_port
+from stack.processes import wait_for_port
 
 from .harness import ServiceProcess, _Server
 

@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from authgate.nginx import free_port, wait_for_port
 from authgate.sessions import end_session, write_session
 from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+from stack.processes import free_port, wait_for_port
 
 ISSUER = "https://issuer.authgate.test"
 AUDIENCE = "authgate-tests"

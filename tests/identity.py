@@ -13,9 +13,8 @@ from urllib.parse import urljoin
 
 import httpx
 
-from authgate.nginx import free_port, wait_for_port
+from stack.processes import free_port, wait_for_port
 
-from .amqp import AMQP_URL
 from .harness import AUDIENCE, REPO, ServiceProcess
 
 OIDC_DIR = REPO / "tests" / "oidc"
@@ -44,11 +43,13 @@ class OpenIdProvider:
 class IssuerProcess(ServiceProcess):
     """`authgate-issuer` through its real entry point."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_dir: Path, *, amqp_url: str, port: int | None = None
+    ) -> None:
         port = port or free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
         defaults = {"AUTHGATE_PUBLIC_URL": f"http://127.0.0.1:{port}", "AUTHGATE_AUDIENCE": AUDIENCE,
-                    "AUTHGATE_AMQP_URL": AMQP_URL}  # fmt: skip
+                    "AUTHGATE_AMQP_URL": amqp_url}  # fmt: skip
         super().__init__("issuer", {**base, **defaults, **env}, log_dir, port=port)
         wait_for_port(self.port, self.process, timeout=30)
 

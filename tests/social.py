@@ -55,7 +55,7 @@ class Social:
 
 @pytest.fixture(scope="module")
 def social(
-    redis_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str, amqp_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Social]:
     work = tmp_path_factory.mktemp("social")
     fake = FakeProvider(CLIENT_ID, SECRET)
@@ -69,6 +69,7 @@ def social(
          "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1", "AUTHGATE_LOCAL_ACCOUNTS": "true",
          "FAKE_PROVIDER_SECRET": SECRET},
         logs,
+        amqp_url=amqp_url,
     )  # fmt: skip
     yield Social(fake, issuer, redis.Redis.from_url(redis_url, decode_responses=True))
     issuer.stop()

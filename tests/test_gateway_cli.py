@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from authgate.nginx import free_port
+from stack.processes import free_port
 
 from .fake_kong import FakeKong
 from .gateway_harness import kong_yml

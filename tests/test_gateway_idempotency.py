@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from authgate.nginx import free_port
+from stack.processes import free_port
 
 from .gateway_harness import CountingUpstream, GatewayProcess, kong_yml
 from .harness import TcpProxy

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from authgate.nginx import free_port
+from stack.processes import free_port
 
 from .gateway_harness import CountingUpstream
 from .harness import TcpProxy

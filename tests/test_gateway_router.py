@@ -149,7 +149,7 @@ def test_serve_proxies_by_the_rules(counting: CountingUpstream, tmp_path: Path) 
 
 
 def test_upstream_down_is_502(tmp_path: Path) -> None:
-    from authgate.nginx import free_port
+    from stack.processes import free_port
 
     doc = {
         "_format_version": "3.0",

@@ -24,7 +24,6 @@ from issuer.api import SESSION_GRANT
 from issuer.outbox import STREAM
 
 from .amqp import (
-    AMQP_URL,
     EventSink,
     Received,
     amqp_address,
@@ -50,6 +49,7 @@ class Events:
     names: dict[str, str]
     redis_url: str
     env: dict[str, str]
+    amqp_url: str
 
 
 def _db(redis_url: str, db: int) -> str:
@@ -66,8 +66,8 @@ def events(
     run = secrets.token_hex(4)
     names = {"exchange": f"authgate.events.t{run}", "inbound": f"member.events.t{run}",
              "queue": f"authgate.issuer.lifecycle.t{run}"}  # fmt: skip
-    sink = EventSink(names["exchange"])
-    proxy = TcpProxy(*amqp_address())
+    sink = EventSink(amqp_url, names["exchange"])
+    proxy = TcpProxy(*amqp_address(amqp_url))
     work = tmp_path_factory.mktemp("events")
     fake = FakeProvider(CLIENT_ID, SECRET)
     (work / "providers.yml").write_text(
@@ -78,21 +78,22 @@ def events(
         "AUTHGATE_PROVIDERS_FILE": str(work / "providers.yml"), "AUTHGATE_RETURN_ORIGINS": APP,
         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1", "AUTHGATE_LOCAL_ACCOUNTS": "true",
         "FAKE_PROVIDER_SECRET": SECRET,
-        "AUTHGATE_AMQP_URL": via_proxy(proxy),
+        "AUTHGATE_AMQP_URL": via_proxy(amqp_url, proxy),
         "AUTHGATE_EVENTS_EXCHANGE": names["exchange"], "AUTHGATE_INBOUND_EXCHANGE": names["inbound"],
         "AUTHGATE_INBOUND_QUEUE": names["queue"], "AUTHGATE_INBOUND_DELIVERY_LIMIT": "2",
         "AUTHGATE_RELAY_CLAIM_IDLE": "1",
     }  # fmt: skip
-    issuer = IssuerProcess(env, logs)
+    issuer = IssuerProcess(env, logs, amqp_url=amqp_url)
     _wait_ready(
         issuer.url, lambda body: body["relay"]["connected"] and body["inbound"]["connected"]
     )
-    yield Events(Social(fake, issuer, client), sink, proxy, names, url, env)
+    yield Events(Social(fake, issuer, client), sink, proxy, names, url, env, amqp_url)
     issuer.stop()
     sink.close()
     proxy.close()
     fake.close()
     delete(
+        amqp_url,
         [names["queue"], names["queue"] + ".dlq"],
         [names["exchange"], names["inbound"], names["queue"] + ".dlx"],
     )
@@ -330,9 +331,9 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
     extra_db = _db(events.redis_url, EVENTS_DB + 1)
     client = redis.Redis.from_url(extra_db, decode_responses=True)
     client.delete(STREAM)
-    proxy = TcpProxy(*amqp_address())
+    proxy = TcpProxy(*amqp_address(events.amqp_url))
     env = {**social.issuer.env, "AUTHGATE_REDIS_URL": extra_db,
-           "AUTHGATE_AMQP_URL": via_proxy(proxy), "AUTHGATE_RELAY_CLAIM_IDLE": "1"}  # fmt: skip
+           "AUTHGATE_AMQP_URL": via_proxy(events.amqp_url, proxy), "AUTHGATE_RELAY_CLAIM_IDLE": "1"}  # fmt: skip
     command = [str(Path(sys.executable).parent / "authgate-issuer"), "events", "relay"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -395,7 +396,13 @@ def test_lifecycle_events_are_consumed_idempotently(events: Events) -> None:
         suspended = json.dumps({"specversion": "1.0", "id": event_id, "source": "member-service",
                                 "type": "user.suspended", "subject": uid, "data": {}}).encode()  # fmt: skip
         for _ in range(2):  # delivered twice: processed once
-            publish(events.names["inbound"], "user.suspended", suspended, message_id=event_id)
+            publish(
+                events.amqp_url,
+                events.names["inbound"],
+                "user.suspended",
+                suspended,
+                message_id=event_id,
+            )
         deadline = time.monotonic() + 10
         while http.get(f"{social.issuer.url}/me").status_code != 401:  # the session ended at once
             assert time.monotonic() < deadline
@@ -415,17 +422,23 @@ def test_poison_message_is_dead_lettered_without_blocking(events: Events) -> Non
     with browser() as http:
         assert login(social, http, "kakao", kakao()).status_code == 303
         uid = me(social, http)["id"]
-        publish(events.names["inbound"], "user.deleted", b"{this is not json", message_id="poison")
+        publish(
+            events.amqp_url,
+            events.names["inbound"],
+            "user.deleted",
+            b"{this is not json",
+            message_id="poison",
+        )
         deleted = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "member-service",
                               "type": "user.deleted", "subject": uid}).encode()  # fmt: skip
-        publish(events.names["inbound"], "user.deleted", deleted)
+        publish(events.amqp_url, events.names["inbound"], "user.deleted", deleted)
         events.sink.wait_for(lambda r: "user.deleted" in of(r, uid))  # the good one went through
         assert http.get(f"{social.issuer.url}/me").status_code == 401
     deadline = time.monotonic() + 15
-    while queue_depth(events.names["queue"] + ".dlq") < 1:
+    while queue_depth(events.amqp_url, events.names["queue"] + ".dlq") < 1:
         assert time.monotonic() < deadline, "poison message never dead-lettered"
         time.sleep(0.1)
-    assert queue_depth(events.names["queue"]) == 0
+    assert queue_depth(events.amqp_url, events.names["queue"]) == 0
     # A delivery limit of 2 allows two returns: the third failed delivery dead-letters it.
     assert (
         "authgate_issuer_inbound_failed_total 3" in httpx.get(f"{social.issuer.url}/metrics").text
@@ -441,7 +454,7 @@ def test_events_tail_prints_events(events: Events) -> None:
         "--routing-key",
         "user.login.*",
     ]
-    env = {**social.issuer.env, "AUTHGATE_AMQP_URL": AMQP_URL}
+    env = {**social.issuer.env, "AUTHGATE_AMQP_URL": events.amqp_url}
     tail = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -465,12 +478,14 @@ def test_inbound_body_claiming_another_action_than_its_routing_key_is_refused(
     with browser() as http:
         assert login(social, http, "kakao", kakao()).status_code == 303
         uid = me(social, http)["id"]
-        before = queue_depth(events.names["queue"] + ".dlq")
+        before = queue_depth(events.amqp_url, events.names["queue"] + ".dlq")
         forged = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "member-service",
                              "type": "user.deleted", "subject": uid}).encode()  # fmt: skip
-        publish(events.names["inbound"], "user.suspended", forged)  # bound as a suspension
+        publish(
+            events.amqp_url, events.names["inbound"], "user.suspended", forged
+        )  # bound as a suspension
         deadline = time.monotonic() + 15
-        while queue_depth(events.names["queue"] + ".dlq") <= before:
+        while queue_depth(events.amqp_url, events.names["queue"] + ".dlq") <= before:
             assert time.monotonic() < deadline, "the forged message was not refused"
             time.sleep(0.1)
         assert (

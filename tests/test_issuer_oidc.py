@@ -17,7 +17,8 @@ import httpx
 import pytest
 import redis
 
-from authgate.nginx import NGINX_DIR, Nginx, free_port
+from stack.nginx import NGINX_DIR, Nginx
+from stack.processes import free_port
 
 from .harness import EchoUpstream, VerifierProcess, verifier_env
 from .identity import CLIENT_ID, CLIENT_SECRET, IssuerProcess, OpenIdProvider, sign_in_at_provider
@@ -33,7 +34,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    redis_url: str, upstream: EchoUpstream, logs: Path, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    amqp_url: str,
+    upstream: EchoUpstream,
+    logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("issuer")
     issuer_port, nginx_port = free_port(), free_port()
@@ -53,6 +58,7 @@ def stack(
             "TEST_OP_SECRET": CLIENT_SECRET,
         },
         logs,
+        amqp_url=amqp_url,
         port=issuer_port,
     )
     verifier = VerifierProcess(

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authgate.nginx import wait_for_port
 from authgate.signing import SigningKey
+from stack.processes import wait_for_port
 
 from .harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from authgate.nginx import free_port, wait_for_port
 from authgate.signing import SigningKey
+from stack.processes import free_port, wait_for_port
 
 from .harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env
 

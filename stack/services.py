@@ -1,0 +1,283 @@
+"""Redis and RabbitMQ for the commands that run on one machine.
+
+The rule, for `bin/demo` and every `bin/bench*`: use what answers at the configured URL;
+if nothing does and the URL is the loopback default, start a private instance (data and
+logs under `run/`) and stop exactly it on the way out; any other URL that does not answer
+is an error naming the URL and the setting it came from. The tests use the same local
+instances on free ports in a temporary directory (`tests/backends.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlsplit
+
+import redis
+
+from authgate.config import redact_url
+
+from .processes import Child, StartFailed, free_ports, listening
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = REPO / "run"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+PROBE_TIMEOUT = 3.0  # seconds: a URL that does not answer within this is not there
+
+
+class Unavailable(RuntimeError):
+    """Nothing answers at a URL we may not start anything for, or starting failed."""
+
+
+# --- probes: None when the service answers, else why not ------------------------------
+
+
+def redis_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def amqp_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    import aio_pika
+
+    async def connect() -> None:
+        connection = await aio_pika.connect(url, timeout=timeout)
+        await connection.close()
+
+    quiet = logging.getLogger("aiormq.connection")  # it logs every refused connect
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        asyncio.run(asyncio.wait_for(connect(), timeout + 1))
+    except Exception as exc:  # any failure to connect is the answer
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    finally:
+        quiet.setLevel(level)
+    return None
+
+
+# --- private instances ----------------------------------------------------------------
+
+
+def _binary(name: str, *preferred: str) -> str:
+    for path in preferred:
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise Unavailable(f"{name} is not installed (bin/setup installs it)")
+    return found
+
+
+class LocalRedis:
+    """`redis-server` on 127.0.0.1:`port`, nothing persisted, files in `workdir`."""
+
+    name = "Redis"
+
+    def __init__(self, workdir: Path, port: int) -> None:
+        self.workdir, self.port = workdir, port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.child: Child | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--logfile", ""]  # fmt: skip
+        self.child = Child(argv, log=self.workdir / "redis.log")
+        self.child.wait_until(lambda: redis_problem(self.url, 0.5) is None, "redis-server", 20)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.child.stop()
+
+
+RABBITMQ_CONF = """\
+# Written by authgate for a private RabbitMQ node; nothing of /etc/rabbitmq applies.
+listeners.tcp.1 = 127.0.0.1:{port}
+loopback_users.guest = true
+log.file.level = warning
+log.console = false
+"""
+
+
+class LocalRabbitMQ:
+    """A RabbitMQ node of its own: node name, Erlang port mapper, distribution port,
+    Mnesia, logs and config under `workdir`, so no distribution config moves its port
+    and it shares nothing with a system broker. `ports` are (AMQP, epmd, distribution)."""
+
+    name = "RabbitMQ"
+
+    def __init__(self, workdir: Path, ports: tuple[int, int, int]) -> None:
+        self.workdir, (self.port, self.epmd_port, self.dist_port) = workdir, ports
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.children: list[Child] = []
+
+    def _env(self) -> dict[str, str]:
+        work = self.workdir
+        (work / "rabbitmq.conf").write_text(RABBITMQ_CONF.format(port=self.port))
+        (work / "enabled_plugins").write_text("[].\n")
+        (work / "rabbitmq-env.conf").write_text("")
+        keep = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
+        return {
+            **keep,
+            "HOME": str(work),  # the Erlang cookie lives here
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODENAME": f"authgate-{self.port}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_CONFIG_FILE": str(work / "rabbitmq.conf"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(work / "advanced.config"),
+            "RABBITMQ_CONF_ENV_FILE": str(work / "rabbitmq-env.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(work / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(work / "log"),
+            "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"),
+        }
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = self._env()
+        server = _binary("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server")
+        # The port mapper is ours too (in the foreground, on loopback), so it stops with
+        # the node instead of lingering as the daemon Erlang would start.
+        epmd = Child([_binary("epmd"), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                     log=self.workdir / "epmd.log", env=env)  # fmt: skip
+        self.children.append(epmd)
+        epmd.wait_until(lambda: listening(self.epmd_port), "epmd", 10)
+        node = Child([server], log=self.workdir / "rabbitmq.log", env=env, cwd=self.workdir)
+        self.children.append(node)
+        node.wait_until(lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
+                        "rabbitmq-server", 90)  # fmt: skip
+
+    def stop(self) -> None:
+        for child in reversed(self.children):  # the node first, then its port mapper
+            child.stop(grace=30)
+
+
+# --- the rule -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A service URL and where it came from (a flag, an environment variable, or the
+    default), so an error can name what to change."""
+
+    url: str
+    source: str
+
+
+def is_loopback_default(url: str, scheme: str, port: int) -> bool:
+    """Is `url` the one-machine default of its kind, which we may start ourselves?"""
+    parts = urlsplit(url)
+    if parts.scheme != scheme or (parts.hostname or "") not in LOOPBACK:
+        return False
+    if (parts.port or port) != port:
+        return False
+    if scheme == "redis":
+        return parts.password is None
+    user, password = unquote(parts.username or "guest"), unquote(parts.password or "guest")
+    return (user, password) == ("guest", "guest") and parts.path in ("", "/")
+
+
+def provide(stack: ExitStack, kind: str, setting: Setting, out: IO[str] = sys.stderr) -> str:
+    """The URL to use for `kind` ("redis" or "amqp"); starts and registers on `stack` the
+    stop of a private instance where the rule above says so."""
+    if kind == "redis":
+        problem, scheme, port, name = redis_problem(setting.url), "redis", 6379, "Redis"
+    else:
+        problem, scheme, port, name = amqp_problem(setting.url), "amqp", 5672, "RabbitMQ"
+    shown = redact_url(setting.url)
+    if problem is None:
+        print(f"{name}: using the one at {shown}", file=out)
+        return setting.url
+    if not is_loopback_default(setting.url, scheme, port):
+        raise Unavailable(
+            f"{name}: nothing answers at {shown} (set by {setting.source}): {problem}"
+        )
+    workdir = RUN / kind_dir(kind)
+    instance: LocalRedis | LocalRabbitMQ
+    if kind == "redis":
+        instance = LocalRedis(workdir, port)
+    else:
+        epmd_port, dist_port = free_ports(2)
+        instance = LocalRabbitMQ(workdir, (port, epmd_port, dist_port))
+    stack.callback(instance.stop)  # registered first: a half-way start is stopped too
+    try:
+        instance.start()
+    except (StartFailed, OSError) as exc:
+        raise Unavailable(f"{name}: could not start one at {shown}: {exc}") from exc
+    url = setting.url if kind == "amqp" else _with_db(instance.url, setting.url)
+    print(f"{name}: started at {redact_url(url)} ({workdir.relative_to(REPO)})", file=out)
+    return url
+
+
+def kind_dir(kind: str) -> str:
+    return {"redis": "redis", "amqp": "rabbitmq"}[kind]
+
+
+def _with_db(started: str, configured: str) -> str:
+    """The started instance's URL with the configured database number."""
+    path = urlsplit(configured).path or "/0"
+    return started.rsplit("/", 1)[0] + path
+
+
+# --- for the commands' argument parsers -----------------------------------------------
+
+DEFAULTS = {
+    "redis": ("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "amqp": ("AUTHGATE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser, *kinds: str, redis_db: int = 0) -> None:
+    """`--redis-url` / `--amqp-url`, defaulting to the environment, then the default."""
+    for kind in kinds:
+        variable, default = DEFAULTS[kind]
+        if kind == "redis":
+            default = default.rsplit("/", 1)[0] + f"/{redis_db}"
+        parser.add_argument(
+            f"--{kind}-url",
+            default=None,
+            help=f"default: ${variable}, else {default} (started if nothing answers)",
+        )
+        parser.set_defaults(**{f"_{kind}_default": default})
+
+
+def setting(args: argparse.Namespace, kind: str) -> Setting:
+    variable, _ = DEFAULTS[kind]
+    flag = getattr(args, f"{kind}_url")
+    if flag:
+        return Setting(flag, f"--{kind}-url")
+    if os.environ.get(variable):
+        return Setting(os.environ[variable], variable)
+    return Setting(getattr(args, f"_{kind}_default"), "the default")
+
+
+@contextmanager
+def running(args: argparse.Namespace, *kinds: str) -> Iterator[dict[str, str]]:
+    """The URLs of `kinds`, each used or started per the rule; what was started stops
+    when the block ends, however it ends. An unavailable service exits with one line."""
+    with ExitStack() as stack:
+        try:
+            urls = {kind: provide(stack, kind, setting(args, kind)) for kind in kinds}
+        except Unavailable as exc:
+            raise SystemExit(str(exc)) from None
+        yield urls
