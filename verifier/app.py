@@ -14,7 +14,9 @@ import time
 from typing import NamedTuple
 from urllib.parse import quote
 
-from authgate.paths import normalize_host, normalize_path
+from authgate import serving
+from authgate.cookies import AmbiguousCookie, find_cookie
+from authgate.paths import normalize_host, normalize_path, unsafe_path
 
 from .asgi import Message, Receive, Scope, Send
 from .errors import (
@@ -41,6 +43,17 @@ ANONYMOUS: Message = {"type": "http.response.start", "status": 204, "headers": (
 RULE_CACHE_SIZE = 10_000
 #: Stands for "no rule matched" (and an unknown rule name): deny.
 NO_MATCH = Rule(name="(no match)", access=Access.DENY)
+#: The names in authgate's namespace that nginx sets itself, on the auth subrequest
+#: (nginx/authgate/server.conf) or over a client's on the way upstream (protect-api.conf).
+#: A client's header under any other X-Auth-* / X-Authgate-* / X-Original-* name would
+#: reach the upstream (nginx clears headers only by name), so such a request is refused.
+NGINX_SETS = frozenset(
+    {b"x-original-uri", b"x-original-method", b"x-original-url", b"x-original-host",
+     b"x-authgate-policy", b"x-authgate-login", b"x-auth-user", b"x-auth-email",
+     b"x-auth-name", b"x-auth-roles", b"x-auth-scopes", b"x-auth-session"}
+)  # fmt: skip
+#: Stands for a path that readers may take differently (`authgate.paths.unsafe_path`).
+UNSAFE_PATH = Rule(name="(unsafe path)", access=Access.DENY)
 
 
 class Request(NamedTuple):
@@ -94,7 +107,7 @@ class VerifierApp:
         self._session_cache = self.sessions.cache
         self._policy = settings.policy
         self._rule_cache: dict[tuple[bytes | None, ...], Rule] = {}
-        self._cookie_prefix = settings.session_cookie + "="
+        self._cookie_name = settings.session_cookie
         login = settings.login_url
         self._login_base = None if login is None else login + ("&" if "?" in login else "?") + "rd="
         self._log_success = log.isEnabledFor(logging.DEBUG)
@@ -112,6 +125,10 @@ class VerifierApp:
         if len(fields) != len(headers):  # rare: some header came twice
             fields, duplicate = _merge_repeated(headers)
         get = fields.get
+        for name in fields:  # a client's header in authgate's namespace is refused
+            if (name[:6] == b"x-auth" or name[:10] == b"x-original") and name not in NGINX_SETS:
+                await self._forged(name, send, started)
+                return
         host = get(b"x-forwarded-host") or get(b"host")
         uri, method = get(b"x-original-uri"), get(b"x-original-method")
         named = get(b"x-authgate-policy")
@@ -149,6 +166,13 @@ class VerifierApp:
         if self._log_success:
             log.debug("auth success: rule=%s sub=%s", rule.name, record.sub if record else "-")
 
+    async def _forged(self, name: bytes, send: Send, started: float) -> None:
+        """X-Auth-*, X-Authgate-* and X-Original-* are authgate's: a client that sends one
+        (other than what nginx sets over it) is refused, so none reaches an upstream."""
+        exc = Forbidden(f"client sent {name.decode('latin-1')[:64]}")
+        await self._refuse(exc, send, NO_MATCH, Request(None, None, None, None, None))
+        self.metrics.observe("failure", exc.status, time.perf_counter() - started)
+
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._ops.route(scope["path"])(send)
@@ -159,7 +183,10 @@ class VerifierApp:
         self, named: bytes | None, host: bytes | None, uri: bytes | None, method: bytes | None
     ) -> Rule:
         rule: Rule | None
-        if named:
+        if uri is not None and (unsafe := unsafe_path(uri.decode("latin-1"))) is not None:
+            log.info("auth failure: 403 %s", unsafe)
+            rule = UNSAFE_PATH
+        elif named:
             rule = self._policy.by_name.get(named.decode("latin-1"))
             if rule is None:
                 log.error("auth error: nginx named unknown policy rule %r", named[:64])
@@ -191,15 +218,12 @@ class VerifierApp:
                 raise InvalidRequest("malformed Bearer credential")
             return token
         if cookie is not None:
-            prefix = self._cookie_prefix
-            for part in cookie.decode("latin-1").split(";"):
-                part = part.strip()
-                if part.startswith(prefix):
-                    # The first of same-named cookies: browsers send the most specific first.
-                    value = part[len(prefix) :].strip('"')
-                    if value:
-                        return value.encode("latin-1")
-                    break
+            try:
+                value = find_cookie(cookie.decode("latin-1"), self._cookie_name)
+            except AmbiguousCookie as exc:
+                raise InvalidRequest(str(exc)) from None
+            if value is not None:
+                return value.encode("latin-1")
         raise NoCredential("no credential")
 
     def _cached_identity(self, token: bytes) -> SessionRecord | None:
@@ -291,6 +315,7 @@ def create_app() -> VerifierApp:
     """Factory for uvicorn (one call per worker): settings from the environment."""
     settings = load_settings()
     configure_logging(settings.log_level)
+    serving.configure(settings.header_timeout, settings.body_timeout)
     return VerifierApp(settings)
 
 
