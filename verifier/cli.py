@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        **UVICORN,
+        **{**UVICORN, "http": "authgate.serving:LenientGuardedHttpTools"},
         date_header=False,
         # Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes first
         # and never sends on a connection uvicorn has just dropped.
