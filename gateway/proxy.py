@@ -26,6 +26,7 @@ from gateway.model import Config, Service
 from gateway.pdk import Exchange
 from gateway.plugins import DEFAULT_DIR
 from gateway.router import Match, Router
+from gateway.uri import BadPath
 
 log = logging.getLogger("authgate.gateway")
 
@@ -85,7 +86,15 @@ class Gateway:
         if scope["type"] != "http":
             return
         host = _header(scope, b"host") or ""
-        match = self.router.match(scope["method"], host, scope["path"])
+        # The path as received: `scope["path"]` is already decoded once (ASGI), and
+        # decoding it again for routing let `%252e%252e` climb out of a prefix (issue 12).
+        raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        try:
+            match = self.router.match(scope["method"], host, raw_path.split(b"?", 1)[0])
+        except BadPath as exc:
+            log.info("gateway: refused a request path: %s", exc)
+            await _answer(send, exc.status, {"message": "Bad request"})
+            return
         if match is None:
             await _answer(send, 404, {"message": "no Route matched with those values"})
             return
@@ -95,7 +104,7 @@ class Gateway:
             return
         ex = Exchange(
             method=scope["method"],
-            path=scope["path"],
+            path=match.path,
             raw_query=scope.get("query_string", b"").decode("latin-1"),
             headers=[
                 (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]

@@ -5,7 +5,10 @@ more matching fields first (hosts, methods, paths), then routes whose hosts are 
 over wildcards, regex paths before prefix paths, higher `regex_priority` among regexes,
 longer prefixes before shorter, and the file's order last. Prefix paths match as plain
 string prefixes (`/api` matches `/apis`, as in Kong); regexes are anchored at the start.
-Paths are judged normalized (percent-decoded, dot segments resolved), as Kong does.
+Paths are judged as Kong judges them (`gateway.uri.normalize`: the raw request path decoded
+once, reserved characters left encoded, dot segments resolved, `//` merged), and the
+upstream path is re-escaped once (`gateway.uri.escape`), so the upstream, decoding once,
+sees exactly the path that was routed.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from authgate.paths import normalize_host, normalize_path
+from authgate.paths import normalize_host
 from gateway.model import Config, Route, Service
+from gateway.uri import escape, normalize
 
 
 @dataclass(frozen=True)
 class Match:
     route: Route
     service: Service
-    upstream_path: str  # the path to send to the service (query not included)
+    path: str  # the request path as routed (normalized, not escaped): kong.request.get_path
+    upstream_path: str  # the path to send to the service, escaped (query not included)
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,15 @@ class Router:
         ranked.sort(key=lambda item: (tuple(-p for p in item[0]), item[1]))
         self.candidates = [c for _, _, c in ranked]
 
-    def match(self, method: str, host: str, raw_path: str) -> Match | None:
+    def match(self, method: str, host: str, raw_path: bytes | str) -> Match | None:
+        """The route for a request; `raw_path` is the target's path as received (no query).
+
+        Raises `gateway.uri.BadPath` for a path nginx would refuse (400).
+        """
         host = normalize_host(host)
-        path = normalize_path(raw_path)
+        if isinstance(raw_path, str):
+            raw_path = raw_path.encode("utf-8", "surrogateescape")
+        path = normalize(raw_path)
         for c in self.candidates:
             if c.methods and method not in c.methods:
                 continue
@@ -79,7 +90,7 @@ class Router:
                 rest = path[len(c.prefix) :] if c.route.strip_path else path
             else:
                 rest = path
-            return Match(c.route, c.service, join(c.service.path, rest))
+            return Match(c.route, c.service, path, escape(join(c.service.path, rest)))
         return None
 
 
