@@ -2,6 +2,10 @@
 
 Every change reaches the verifiers at once: the user's sessions are rewritten (roles) or
 ended (suspension, deletion), each announced on the session-events channel.
+
+Every query parameter is checked before anything reaches Redis (issue 12, finding 8: a
+cursor past Redis's integer range came back as a Redis error, answered 503 and logged as
+an outage). A bad one is a 400, answered as RFC 9457 problem+json on /admin/.
 """
 
 from __future__ import annotations
@@ -18,6 +22,33 @@ from .web import Caller, authenticate, check_csrf, issuer, no_store
 
 log = logging.getLogger("authgate.issuer")
 ROLE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: User ids are `secrets.token_urlsafe(16)`; anything else names nobody.
+USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: ASCII digits only: int() would also take "1_000", " 5", "+5" and other scripts' digits.
+NUMBER = re.compile(r"[0-9]{1,15}")
+#: A position in the creation order; far past any real count, well inside Redis's range.
+MAX_CURSOR = 10**12
+MAX_QUERY = 200
+
+
+def _query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters, each known and given at most once."""
+    pairs = request.query_params.multi_items()
+    names = [name for name, _ in pairs]
+    unknown = sorted(set(names) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter {unknown[0][:40]!r}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidRequest(f"query parameter {repeated[0]!r} given more than once")
+    return dict(pairs)
+
+
+def _number(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name, str(default))
+    if not NUMBER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
 
 
 async def _admin(request: Request, *, changes: bool) -> Caller:
@@ -30,7 +61,9 @@ async def _admin(request: Request, *, changes: bool) -> Caller:
 
 
 async def _target(request: Request) -> User:
-    user = await issuer(request).users.get(request.path_params["uid"])
+    _query(request, frozenset())
+    uid = request.path_params["uid"]
+    user = await issuer(request).users.get(uid) if USER_ID.fullmatch(uid) else None
     if user is None:
         raise NotFound("no such user")
     return user
@@ -38,17 +71,13 @@ async def _target(request: Request) -> User:
 
 async def list_users(request: Request) -> Response:
     await _admin(request, changes=False)
-    params = request.query_params
-    try:
-        cursor = int(params.get("cursor", "0"))
-        limit = int(params.get("limit", "50"))
-    except ValueError:
-        raise InvalidRequest("cursor and limit are whole numbers") from None
-    if cursor < 0 or not 1 <= limit <= 200:
-        raise InvalidRequest("cursor ≥ 0 and 1 ≤ limit ≤ 200")
-    users, following = await issuer(request).users.page(
-        query=params.get("q", ""), cursor=cursor, limit=limit
-    )
+    params = _query(request, frozenset({"q", "cursor", "limit"}))
+    cursor = _number(params, "cursor", 0, 0, MAX_CURSOR)
+    limit = _number(params, "limit", 50, 1, 200)
+    query = params.get("q", "")
+    if len(query) > MAX_QUERY or not query.isprintable():
+        raise InvalidRequest(f"q must be at most {MAX_QUERY} printable characters")
+    users, following = await issuer(request).users.page(query=query, cursor=cursor, limit=limit)
     return no_store(JSONResponse({"users": [u.public() for u in users], "next_cursor": following}))
 
 

@@ -31,7 +31,7 @@ from .sessions import Sessions
 from .settings import Settings, load_settings
 from .tokens import Tokens, TokenSettings
 from .users import SUSPENDED, User, Users
-from .web import error_response
+from .web import error_response, problem_response
 
 log = logging.getLogger("authgate.issuer")
 
@@ -133,6 +133,8 @@ async def _issuer_error(request: Request, exc: Exception) -> Response:
     # Pages a browser navigates to, and the login page's own form posts.
     if path.startswith(BROWSER_PATHS):
         return login.error_page(exc)
+    if path.startswith("/admin/"):
+        return problem_response(exc)
     return error_response(exc)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -132,6 +133,26 @@ def error_response(exc: IssuerError) -> Response:
     if exc.status == 401:
         headers["WWW-Authenticate"] = f'Bearer realm="authgate", error="{exc.error}"'
     return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def problem_response(exc: IssuerError) -> Response:
+    """An RFC 9457 problem document: `type`, `title`, `status`, `detail`, and our machine
+    `error` code as an extension member (§3.2), so clients keep one field to switch on."""
+    body: dict[str, object] = {
+        "type": f"urn:authgate:error:{exc.error}",
+        "title": HTTPStatus(exc.status).phrase,
+        "status": exc.status,
+        "detail": exc.description or HTTPStatus(exc.status).description,
+        "error": exc.error,
+    }
+    headers = {"Cache-Control": "no-store"}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = f'Bearer realm="authgate", error="{exc.error}"'
+    return JSONResponse(
+        body, status_code=exc.status, headers=headers, media_type="application/problem+json"
+    )
 
 
 def no_store(response: Response) -> Response:
