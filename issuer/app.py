@@ -12,6 +12,7 @@ import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,6 +21,7 @@ from authgate.contract import JWKS_PATH
 from verifier.tokens import TokenVerifier
 
 from . import admin, api, local, login
+from .body_limit import BodyLimit
 from .errors import IssuerError, Unavailable
 from .inbound import LifecycleConsumer
 from .keys import KeyStore
@@ -27,6 +29,7 @@ from .outbox import Outbox
 from .providers import Provider, build
 from .ratelimit import RateLimiter
 from .relay import Relay
+from .security_headers import SecurityHeaders, content_security_policy
 from .sessions import Sessions
 from .settings import Settings, load_settings
 from .tokens import Tokens, TokenSettings
@@ -129,7 +132,11 @@ class Issuer:
 
 async def _issuer_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IssuerError)
-    path = request.url.path
+    return render_error(request.url.path, exc)
+
+
+def render_error(path: str, exc: IssuerError) -> Response:
+    """An error as the route's callers read it."""
     # Pages a browser navigates to, and the login page's own form posts.
     if path.startswith(BROWSER_PATHS):
         return login.error_page(exc)
@@ -185,9 +192,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
+    csp = content_security_policy([login.STYLE], settings.return_origins)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        # Outermost first: the 413 of the body limit carries the security headers too.
+        middleware=[
+            Middleware(SecurityHeaders, csp=csp),
+            Middleware(BodyLimit, render=render_error),
+        ],
         exception_handlers={IssuerError: _issuer_error, RedisError: _redis_error},
     )
     app.state.issuer = issuer

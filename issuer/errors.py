@@ -52,6 +52,11 @@ class NotFound(IssuerError):
     error = "not_found"
 
 
+class PayloadTooLarge(IssuerError):
+    status = 413
+    error = "request_too_large"
+
+
 class Conflict(IssuerError):
     status = 409
     error = "conflict"

@@ -245,16 +245,21 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
+#: The pages' only stylesheet, allowed by its hash in the CSP (issuer/security_headers.py).
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}"
+    "ul{list-style:none;padding:0}li a{display:block;padding:.7rem 1rem;margin:.5rem 0;"
+    "border:1px solid #ccc;border-radius:.4rem;text-decoration:none;color:#111}"
+    "label{display:block;margin:.5rem 0}input{width:100%;padding:.4rem}"
+    "button{margin-top:.7rem;padding:.5rem 1rem}"
+)
+
+
 def page(title: str, body: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · authgate</title><style>"
-        "body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}"
-        "ul{list-style:none;padding:0}li a{display:block;padding:.7rem 1rem;margin:.5rem 0;"
-        "border:1px solid #ccc;border-radius:.4rem;text-decoration:none;color:#111}"
-        "label{display:block;margin:.5rem 0}input{width:100%;padding:.4rem}"
-        "button{margin-top:.7rem;padding:.5rem 1rem}</style></head>"
+        f"<title>{html.escape(title)} · authgate</title><style>{STYLE}</style></head>"
         f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
 

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from verifier.errors import VerifierError
 
-from .errors import CsrfFailed, InvalidRequest, IssuerError, Unauthenticated
+from .errors import CsrfFailed, InvalidRequest, IssuerError, PayloadTooLarge, Unauthenticated
 from .sessions import Session
 from .tokens import SESSION_CLIENT
 from .users import ACTIVE, User
@@ -103,7 +103,7 @@ async def form(request: Request) -> dict[str, str]:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_FORM_BYTES:
-            raise InvalidRequest("the form is too large")
+            raise PayloadTooLarge(f"the form is over {MAX_FORM_BYTES} bytes")
     try:
         fields = parse_qs(body.decode(), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
