@@ -8,8 +8,8 @@ import httpx
 
 from authgate.signing import SigningKey
 
-from .harness import LOGIN_URL, Sessions, mint
-from .rawhttp import request
+from ..harness import LOGIN_URL, Sessions, mint
+from ..rawhttp import request
 
 
 def echoed(response: httpx.Response) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ import pytest
 
 from authgate.signing import SigningKey
 
-from .harness import Sessions, VerifierProcess, mint
+from ..harness import Sessions, VerifierProcess, mint
 
 
 def b64(data: bytes) -> str:

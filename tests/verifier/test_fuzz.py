@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .harness import VerifierProcess
+from ..harness import VerifierProcess
 
 # What an HTTP client can put in a header value: visible ASCII, space, tab, obs-text.
 header_text = st.text(

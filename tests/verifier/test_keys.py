@@ -14,7 +14,7 @@ import pytest
 from authgate.signing import SigningKey
 from stack.processes import wait_for_port
 
-from .harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
+from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 
 StartVerifier = Callable[..., VerifierProcess]
 

@@ -14,7 +14,7 @@ import pytest
 from authgate.signing import SigningKey
 from stack.processes import free_port, wait_for_port
 
-from .harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env
+from ..harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env
 
 
 def metric(text: str, name: str) -> float:

@@ -14,7 +14,7 @@ from verifier.policy import (
     load_policy,
 )
 
-from .harness import POLICY_FILE
+from ..harness import POLICY_FILE
 
 RULES = {
     "rules": [

@@ -13,7 +13,7 @@ import redis
 from authgate.contract import session_key
 from authgate.signing import SigningKey
 
-from .harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
+from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 
 #: The contract's promise: a revocation is enforced everywhere within this.
 DEADLINE = 0.100

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from verifier.settings import load_settings
 
-from .harness import verifier_command
+from ..harness import verifier_command
 
 
 def run_verifier(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
