@@ -16,6 +16,7 @@ from pathlib import Path
 
 from authgate.serving import UVICORN
 from gateway import admin, declarative
+from gateway.body import DEFAULT_CLIENT_MAX_BODY_SIZE, parse_size
 from gateway.plugins import DEFAULT_DIR, PluginError
 
 ENV = "AUTHGATE_GATEWAY_"
@@ -83,7 +84,20 @@ def parser() -> argparse.ArgumentParser:
         default=int(_env("port", "8000")),
         help="port (default: %(default)s, Kong's proxy port)",
     )
+    sub.add_argument(
+        "--client-max-body-size",
+        type=_size,
+        default=_env("client-max-body-size", DEFAULT_CLIENT_MAX_BODY_SIZE),
+        help="largest request body, nginx syntax (10m, 512k; 0: no limit; default: %(default)s)",
+    )
     return top
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +139,7 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
     from gateway.proxy import Gateway
 
     config = declarative.load(args.file, plugins_dir=plugins_dir)
-    app = Gateway(config, plugins_dir)
+    app = Gateway(config, plugins_dir, args.client_max_body_size)
     log.info(
         "gateway on http://%s:%d: %d route(s), %d plugin instance(s) from %s",
         args.host,

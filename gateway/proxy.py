@@ -1,9 +1,11 @@
 """`authgate-gateway serve`: a plain-ASGI proxy that routes like Kong and hosts our plugins.
 
-Routes with no plugin stream both ways (the body is never held). Where a plugin applies,
-the request body is read for it and the response is buffered so its `response` phase can
-read it, as Kong buffers for external plugins with a response phase. Upstream connections
-are pooled and kept alive by one aiohttp client session. Gateway-made answers use Kong's bodies
+Routes with no plugin stream both ways (the body is never held). Every body is bounded by
+`client_max_body_size` (gateway/body.py: 413 before reading a declared length over it, or
+the moment a chunked body passes it). Where a plugin applies, the request body is read
+for it and the response is buffered so its `response` phase can read it, as Kong buffers
+for external plugins with a response phase. Upstream connections are pooled and kept
+alive by one aiohttp client session. Gateway-made answers use Kong's bodies
 (`{"message": "no Route matched with those values"}`, 502, 504) and mark the response's
 source "error", which is how a plugin tells a gateway failure from an upstream answer.
 """
@@ -13,7 +15,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway.body import DEFAULT_CLIENT_MAX_BODY_SIZE, Body, TooLarge, parse_size, too_large
 from gateway.host import PluginHost, entity
 from gateway.model import Config, Service
 from gateway.pdk import Exchange
@@ -61,7 +63,13 @@ class Balancer:
 
 
 class Gateway:
-    def __init__(self, config: Config, plugins_dir: Path = DEFAULT_DIR) -> None:
+    def __init__(
+        self,
+        config: Config,
+        plugins_dir: Path = DEFAULT_DIR,
+        client_max_body_size: int = parse_size(DEFAULT_CLIENT_MAX_BODY_SIZE),
+    ) -> None:
+        self.body_limit = client_max_body_size
         self.router = Router(config)
         self.plugins = PluginHost(config, plugins_dir)
         self.balancer = Balancer(config)
@@ -85,6 +93,12 @@ class Gateway:
             return
         if scope["type"] != "http":
             return
+        body = Body(receive, self.body_limit)
+        try:
+            body.check_declared(_header(scope, b"content-length"))
+        except TooLarge:  # nginx answers before routing, and reads none of the body
+            await _send(send, *too_large(self.body_limit))
+            return
         host = _header(scope, b"host") or ""
         # The path as received: `scope["path"]` is already decoded once (ASGI), and
         # decoding it again for routing let `%252e%252e` climb out of a prefix (issue 12).
@@ -100,7 +114,12 @@ class Gateway:
             return
         chain = self.plugins.chain(match.route)
         if not chain:
-            await self.stream(scope, receive, send, match)
+            await self.stream(scope, body, send, match)
+            return
+        try:
+            data = await body.read()
+        except TooLarge:
+            await _send(send, *too_large(self.body_limit))
             return
         ex = Exchange(
             method=scope["method"],
@@ -109,7 +128,7 @@ class Gateway:
             headers=[
                 (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]
             ],
-            body=await _read(receive),
+            body=data,
             client_ip=(scope.get("client") or ("", 0))[0],
             route=entity("route", match.route),
             service=entity("service", match.service),
@@ -149,11 +168,11 @@ class Gateway:
             ex.response_body = json.dumps(body).encode()
             return
 
-    async def stream(self, scope: Scope, receive: Any, send: Any, match: Match) -> None:
+    async def stream(self, scope: Scope, body: Body, send: Any, match: Match) -> None:
         has_body = _header(scope, b"content-length") not in (None, "0") or _header(
             scope, b"transfer-encoding"
         )
-        content = _body_chunks(receive) if has_body else b""
+        content = body.chunks() if has_body else b""
         started = False
         try:
             async with self.forward(scope, match, content) as response:
@@ -164,11 +183,16 @@ class Gateway:
                 async for chunk in response.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, TooLarge) as exc:
             if started:
                 raise  # mid-body: all a proxy can do is drop the connection
-            status, _, body = _failure(exc, match)
-            await _answer(send, status, body)
+            if body.exceeded:  # aiohttp wraps what the body iterator raised
+                # The upstream got a request cut off before its end, never a whole one.
+                log.info("gateway: request body over %d bytes refused", self.body_limit)
+                await _send(send, *too_large(self.body_limit))
+                return
+            status, _, failure = _failure(exc, match)
+            await _answer(send, status, failure)
 
     def forward(self, scope: Scope, match: Match, content: Any) -> Any:
         """The upstream request for `match`, as an aiohttp response context."""
@@ -241,22 +265,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
-
-
-async def _read(receive: Any) -> bytes:
-    chunks = [chunk async for chunk in _body_chunks(receive)]
-    return b"".join(chunks)
-
-
-async def _body_chunks(receive: Any) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
-        if message.get("body"):
-            yield message["body"]
-        if not message.get("more_body"):
-            return
 
 
 async def _answer(send: Any, status: int, body: dict[str, str]) -> None:

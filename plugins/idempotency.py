@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -148,14 +149,28 @@ def parse_key(raw: str) -> str | None:
     return raw
 
 
-def fingerprint(method: str, path: str, query: str, content_type: str, body: bytes) -> str:
-    """SHA-256 over what makes two requests "the same" for one key."""
+def fingerprint(
+    method: str, path: str, query: str, content_type: str, body: Iterable[bytes | memoryview]
+) -> str:
+    """SHA-256 over what makes two requests "the same" for one key.
+
+    The body is hashed piece by piece as it is given (issue 12: never joined or copied
+    whole); `path` may carry undecodable bytes as surrogates (serve's routed path).
+    """
     pairs = sorted(parse_qsl(query, keep_blank_values=True))
     digest = hashlib.sha256()
     for part in (method, path, urlencode(pairs), content_type):
-        digest.update(part.encode() + b"\x00")
-    digest.update(body)
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\x00")
+    for piece in body:
+        digest.update(piece)
     return digest.hexdigest()
+
+
+def pieces(body: bytes | str | None, size: int = 1 << 20) -> Iterator[memoryview]:
+    """The body in slices of `size` bytes, as views into it (nothing is copied)."""
+    view = memoryview(body.encode() if isinstance(body, str) else (body or b""))
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
 
 
 def first(headers: dict[str, Any], name: str) -> str | None:
@@ -208,7 +223,7 @@ class Plugin:
             kong.request.get_path(),
             kong.request.get_raw_query() or "",
             first(headers, "content-type") or "",
-            body if isinstance(body, bytes) else (body or "").encode(),
+            pieces(body),
         )
         owner = secrets.token_hex(16)
         try:
