@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from authgate.cookies import AmbiguousCookie, find_cookie
 from verifier.errors import VerifierError
 
 from .errors import CsrfFailed, InvalidRequest, IssuerError, PayloadTooLarge, Unauthenticated
@@ -42,7 +43,12 @@ async def authenticate(request: Request) -> Caller:
     session of an active user. Raises Unauthenticated."""
     app = issuer(request)
     authorization = request.headers.get("authorization")
-    cookie = request.cookies.get(app.settings.session_cookie)
+    try:  # the verifier's rule for a cookie sent twice (authgate/cookies.py)
+        cookie = find_cookie(
+            "; ".join(request.headers.getlist("cookie")), app.settings.session_cookie
+        )
+    except AmbiguousCookie as exc:
+        raise Unauthenticated(str(exc)) from None
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
