@@ -66,7 +66,9 @@ def router() -> Router:
         ("GET", "x.test", "/bare", "bare", "/"),
         ("GET", "x.test", "/v3/users", "versioned", "/users"),  # regex strip: the whole match
         ("GET", "x.test", "/public/../api/v2/z", "prefix-long", "/s/z"),  # judged normalized
-        ("GET", "x.test", "/api%2Fv2/z", "prefix-long", "/s/z"),
+        # Kong keeps reserved characters encoded when it normalises (kong/tools/uri.lua:
+        # 28, 48-59 at 3.9.1): "/api%2Fv2/z" is not under "/api/v2".
+        ("GET", "x.test", "/api%2Fv2/z", "prefix-short", "/s/%2Fv2/z"),
     ],
 )
 def test_route_order_and_paths(
