@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from . import passwords
 from .errors import Conflict, InvalidRequest, LoginFailed, NotFound
 from .login import PRELOGIN_COOKIE, finish_login
 from .outbox import LOGIN_FAILED
@@ -82,8 +83,9 @@ async def register(request: Request) -> Response:
     password = fields.get("password", "")
     if not EMAIL.fullmatch(email):
         raise InvalidRequest("a valid email address is required")
-    if not 10 <= len(password) <= 1024:
-        raise InvalidRequest("the password must be 10 to 1024 characters")
+    weakness = passwords.problem(password, email=email)
+    if weakness is not None:
+        raise InvalidRequest(weakness)
     user = await app.users.create_local(
         email, fields.get("name", "").strip()[:200], HASHER.hash(password)
     )
