@@ -7,10 +7,12 @@ X-Forwarded-* never believed: a client address is the peer's, whatever a client 
 uvicorn has no read deadlines of its own (its keep-alive timer runs only *between*
 requests), so one client sending a header byte a minute holds a connection, and enough of
 them hold the server (slowloris). `GuardedHttpTools` adds them, as nginx's
-`client_header_timeout` and `client_body_timeout` do: a request's headers must be complete
-within `header_timeout` seconds of its first byte (or of the connection opening), and no
-gap between two reads of its body may exceed `body_timeout`. A connection past either is
-closed. One timer per connection checks both, so a request costs two clock reads.
+`client_header_timeout` does: a request's headers must be complete within `header_timeout`
+seconds of its first byte (or of the connection opening), and its body within
+`body_timeout` seconds of its headers. The body's is a whole deadline, not nginx's pause
+between reads: a byte a second would pass that, and the services take small bodies only.
+A connection past either is closed. One timer per connection checks both, so a request
+costs two clock reads.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         if self.lenient_header_values:
             self.parser.set_dangerous_leniencies(lenient_headers=True)
         self._headers_since: float | None = None  # reading a request's headers since
-        self._body_since: float | None = None  # last read of a request's body
+        self._body_since: float | None = None  # reading a request's body since
         self._watch: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -59,10 +61,6 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._headers_since = None
         self._body_since = self.loop.time()
         super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        self._body_since = self.loop.time()
-        super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._body_since = None

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from authgate import serving
 from authgate.serving import UVICORN
 from gateway import admin, declarative
 from gateway.body import DEFAULT_CLIENT_MAX_BODY_SIZE, parse_size
@@ -148,6 +149,9 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
         len(app.plugins.instances),
         args.file,
     )
+    # Headers within the services' deadline; a body within ten minutes (uploads to a
+    # proxy are bigger and slower than a sign-in form), not a byte a second forever.
+    serving.configure(serving.DEFAULT_HEADER_TIMEOUT, body_timeout=600)
     uvicorn.run(
         app,
         host=args.host,

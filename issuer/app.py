@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from authgate import serving
 from authgate.contract import JWKS_PATH
 from verifier.tokens import TokenVerifier
 
@@ -213,4 +214,5 @@ def create_app_from_env() -> Starlette:
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    serving.configure(settings.header_timeout, settings.body_timeout)
     return create_app(settings)
