@@ -67,7 +67,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("header_timeout", config.number(0.5, 600), str(int(DEFAULT_HEADER_TIMEOUT)),
            "a request's headers must arrive within this many seconds, or it is closed"),
     Option("body_timeout", config.number(0.5, 600), str(int(DEFAULT_BODY_TIMEOUT)),
-           "longest pause between two reads of a request body, seconds"),
+           "a request's body must arrive within this many seconds of its headers"),
     Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
 )  # fmt: skip
 
