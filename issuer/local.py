@@ -1,27 +1,34 @@
 """Local accounts (off unless AUTHGATE_LOCAL_ACCOUNTS): email + password, argon2id.
 
 Unknown email and wrong password get the same answer, after the same work (a hash is
-verified either way). Sign-in is limited per client IP and locked per account after
+verified either way). Registration answers the same whether or not the email has an
+account, after the same work (the password is hashed either way), and signs nobody in:
+a session for new accounts only would tell (OWASP Authentication Cheat Sheet,
+"Authentication and Error Messages"). The owner of an existing account is told through
+a `user.registration_attempted` event. Sign-in is limited per client IP and locked per account after
 repeated failures, for a time that grows with each further failure.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import re
+from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from . import passwords
-from .errors import Conflict, InvalidRequest, LoginFailed, NotFound
+from .errors import InvalidRequest, LoginFailed, NotFound
 from .login import PRELOGIN_COOKIE, finish_login
-from .outbox import LOGIN_FAILED
+from .outbox import LOGIN_FAILED, REGISTRATION_ATTEMPTED
 from .redirects import safe_return_url
 from .web import client_ip, form, issuer
 
+log = logging.getLogger("authgate.issuer")
 HASHER = PasswordHasher()  # argon2id with the library's current (RFC 9106) parameters
 #: Verified against when the email is unknown, so both failures cost the same.
 _DUMMY_HASH = HASHER.hash("authgate: not a password of anyone's")
@@ -86,14 +93,19 @@ async def register(request: Request) -> Response:
     weakness = passwords.problem(password, email=email)
     if weakness is not None:
         raise InvalidRequest(weakness)
-    user = await app.users.create_local(
-        email, fields.get("name", "").strip()[:200], HASHER.hash(password)
-    )
+    name, hashed = fields.get("name", "").strip()[:200], HASHER.hash(password)
+    user = await app.users.create_local(email, name, hashed)
     if user is None:
-        raise Conflict("an account with this email exists")
-    return await finish_login(
-        request,
-        user,
-        safe_return_url(fields.get("rd"), app.settings.return_origins),
-        method="local",
-    )
+        owner = await app.users.local_owner(email)
+        if owner is not None:
+            log.info("registration attempt for an existing account: user %s", owner)
+            data = {"user_id": owner, "email": email.lower()}
+            await app.outbox.emit(app.redis, REGISTRATION_ATTEMPTED, owner, data)
+    else:
+        log.info("user created: %s via local", user.id)
+    # The same answer either way: on to the sign-in page, which says what happened in
+    # words true of both cases.
+    rd = safe_return_url(fields.get("rd"), app.settings.return_origins)
+    response = RedirectResponse(f"/login?registered=1&rd={quote(rd, safe='')}", status_code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -86,7 +86,14 @@ async def login_page(request: Request) -> Response:
         )
     if not items and not local:
         items = "<li>No sign-in method is configured.</li>"
-    response = HTMLResponse(page("Sign in", f"<ul>{items}</ul>{local}"))
+    notice = ""
+    if app.settings.local_accounts and request.query_params.get("registered") == "1":
+        # True whichever happened: the registration's answer must not tell (issue 12, 6).
+        notice = (
+            "<p>If that email had no account, it has one now: sign in below. If it had one,"
+            " we have let its owner know.</p>"
+        )
+    response = HTMLResponse(page("Sign in", f"{notice}<ul>{items}</ul>{local}"))
     set_prelogin(request, response, prelogin)
     return response
 

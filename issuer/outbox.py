@@ -32,8 +32,12 @@ LOGIN_FAILED = "user.login.failed"
 LOGGED_OUT = "user.logged_out"
 SESSION_REVOKED = "session.revoked"
 PLATFORM_CONNECTED = "platform.connected"
+#: Someone registered with the email of an existing local account: the owner is to be told
+#: (an email service consumes it), as the registration's answer can't say (issue 12, 6).
+REGISTRATION_ATTEMPTED = "user.registration_attempted"
 TYPES: Final = (USER_CREATED, USER_UPDATED, USER_DELETED, LOGIN_SUCCEEDED, LOGIN_FAILED,
-                LOGGED_OUT, SESSION_REVOKED, PLATFORM_CONNECTED)  # fmt: skip
+                LOGGED_OUT, SESSION_REVOKED, PLATFORM_CONNECTED,
+                REGISTRATION_ATTEMPTED)  # fmt: skip
 
 
 class Outbox:

@@ -221,6 +221,11 @@ class Users:
         assert user is not None
         return user
 
+    async def local_owner(self, email: str) -> str | None:
+        """The id of the local account of `email`, if there is one."""
+        uid: str | None = await self._redis.get(LOCAL + email.lower())
+        return uid
+
     async def local_credentials(self, email: str) -> tuple[str, str] | None:
         uid = await self._redis.get(LOCAL + email.lower())
         if uid is None:

@@ -296,10 +296,14 @@ def test_local_accounts(social: Social) -> None:
             rd=f"{APP}/x",
         )
         registered = http.post(f"{social.issuer.url}/register", data=form)
-        assert registered.status_code == 303 and registered.headers["location"] == f"{APP}/x"
+        # Registration signs nobody in and answers alike for a taken email (issue 12, 6).
+        assert registered.status_code == 303 and registered.headers["location"].startswith("/login?")
+        form = _local_form(social, http, email=local_email, password="correct horse battery", rd=f"{APP}/x")
+        signed = http.post(f"{social.issuer.url}/login/local", data=form)
+        assert signed.status_code == 303 and signed.headers["location"] == f"{APP}/x"
         assert me(social, http)["email"] == local_email
         again = _local_form(social, http, email=local_email.upper(), password="another password")
-        assert http.post(f"{social.issuer.url}/register", data=again).status_code == 409
+        assert http.post(f"{social.issuer.url}/register", data=again).status_code == 303
     stored = social.redis.hget(
         f"authgate:user:{social.redis.get('authgate:local:' + local_email.lower())}", "password"
     )

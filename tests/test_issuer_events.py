@@ -263,6 +263,11 @@ def test_admin_and_local_account_events(events: Events) -> None:
             ).status_code
             == 303
         )
+        signed = http.post(
+            f"{social.issuer.url}/login/local",
+            data={"email": email, "password": password, "login_csrf": login_csrf},
+        )
+        assert signed.status_code == 303  # registration signs nobody in (issue 12, 6)
         target = me(social, http)["id"]
     with browser() as admin_http:
         assert login(social, admin_http, "kakao", kakao()).status_code == 303
