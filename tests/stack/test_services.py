@@ -107,3 +107,14 @@ def test_bin_setup_on_an_installed_machine_is_one_line_per_step() -> None:
     assert result.stdout == ""
     assert len(lines) == 3, result.stderr  # system packages, OpenID Provider, Python packages
     assert all(line.startswith("setup: ") for line in lines), result.stderr
+
+
+@pytest.mark.parametrize("command", ["bench", "bench-issuer", "bench-events", "bench-gateway"])
+def test_each_benchmark_command_starts(command: str) -> None:
+    """Through the README's own command (imports, arguments), without measuring."""
+    result = subprocess.run(
+        [str(REPO / "bin" / command), "--help"], capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--redis-url" in result.stdout
