@@ -138,7 +138,7 @@ def show(
     print(f"    redis-cli DEL authgate:session:{tokens['alice'][1]}")
     print(f"    redis-cli PUBLISH authgate:session-events {tokens['alice'][1]}")
     if check:
-        print("\n  a browser signs up at the issuer and comes back to /docs/")
+        print("\n  a browser signs up at the issuer, signs in and comes back to /docs/")
         failures += _report(_browser_sign_up(base), 200)
     return failures
 
@@ -149,15 +149,17 @@ def _report(status: int, expected: int) -> int:
 
 
 def _browser_sign_up(base: str) -> int:
-    """What a person does in a browser: protected page → login page → sign up → back."""
+    """What a person does in a browser: protected page → sign-in page → sign up → sign in
+    (registration signs nobody in: it answers alike whether the email was taken) → back."""
     with httpx.Client(follow_redirects=True, timeout=15) as browser:
         login = browser.get(f"{base}/docs/")
-        csrf = login.text.split('name="login_csrf" value="')[1].split('"')[0]
-        rd = str(login.url.params.get("rd", ""))
-        form = {"email": f"demo-{secrets.token_hex(4)}@example.test", "name": "Demo",
-                "password": secrets.token_urlsafe(16), "login_csrf": csrf, "rd": rd}  # fmt: skip
-        landed = browser.post(str(login.url.copy_with(path="/register", query=None)), data=form)
-        return landed.status_code if str(landed.url).startswith(base) else 0
+        email, password = f"demo-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(16)
+        form = {"email": email, "name": "Demo", "password": password,
+                "rd": str(login.url.params.get("rd", ""))}  # fmt: skip
+        for action in ("/register", "/login/local"):
+            form["login_csrf"] = login.text.split('name="login_csrf" value="')[1].split('"')[0]
+            login = browser.post(str(login.url.copy_with(path=action, query=None)), data=form)
+        return login.status_code if str(login.url).startswith(base) else 0
 
 
 async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, tuple[str, str]]:
