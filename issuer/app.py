@@ -23,6 +23,7 @@ from verifier.tokens import TokenVerifier
 
 from . import admin, api, local, login
 from .body_limit import BodyLimit
+from .devices import DeviceCookies, load_secret
 from .errors import IssuerError, Unavailable
 from .inbound import LifecycleConsumer
 from .keys import KeyStore
@@ -33,6 +34,7 @@ from .relay import Relay
 from .security_headers import SecurityHeaders, content_security_policy
 from .sessions import Sessions
 from .settings import Settings, load_settings
+from .throttle import Throttle
 from .tokens import Tokens, TokenSettings
 from .users import SUSPENDED, User, Users
 from .web import error_response, problem_response
@@ -68,6 +70,9 @@ class Issuer:
             algorithms=frozenset({"EdDSA", "ES256"}), leeway=30, cache_size=0,
         )  # fmt: skip
         self.limiter = RateLimiter(self.redis)
+        device_secret = load_secret(settings.keys_dir)
+        self.throttle = Throttle(self.redis, secret=device_secret)
+        self.devices = DeviceCookies(device_secret, secure=settings.secure_cookies)
         self.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
         self.providers: dict[str, Provider] = {
             c.name: build(c, self.http) for c in settings.providers

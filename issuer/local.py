@@ -1,12 +1,13 @@
 """Local accounts (off unless AUTHGATE_LOCAL_ACCOUNTS): email + password, argon2id.
 
 Unknown email and wrong password get the same answer, after the same work (a hash is
-verified either way). Registration answers the same whether or not the email has an
+verified either way). Sign-in is throttled per account and per client with growing
+delays, never locked (issuer/throttle.py); browsers that signed in before are throttled
+apart (issuer/devices.py). Registration answers the same whether or not the email has an
 account, after the same work (the password is hashed either way), and signs nobody in:
 a session for new accounts only would tell (OWASP Authentication Cheat Sheet,
 "Authentication and Error Messages"). The owner of an existing account is told through
-a `user.registration_attempted` event. Sign-in is limited per client IP and locked per account after
-repeated failures, for a time that grows with each further failure.
+a `user.registration_attempted` event.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from . import passwords
+from .devices import LIFETIME as DEVICE_LIFETIME
 from .errors import InvalidRequest, LoginFailed, NotFound
 from .login import PRELOGIN_COOKIE, finish_login
 from .outbox import LOGIN_FAILED, REGISTRATION_ATTEMPTED
@@ -52,9 +54,20 @@ async def _form(request: Request) -> dict[str, str]:
 async def sign_in(request: Request) -> Response:
     app = issuer(request)
     fields = await _form(request)
-    await app.limiter.hit("signin", client_ip(request), limit=SIGNIN_RATE, window=60)
+    address = client_ip(request)
+    await app.limiter.hit("signin", address, limit=SIGNIN_RATE, window=60)
     email = fields.get("email", "").strip().lower()
-    await app.limiter.check_lockout(email)
+    account = app.throttle.account_key(email)
+    device = app.devices.device(request.cookies.get(app.devices.name, ""), account)
+    # A browser that signed in here before is throttled on its own: an attacker's failures
+    # elsewhere never slow it (issue 12, finding 9). Every other client shares the
+    # account's bucket and is throttled by its address too.
+    bucket = app.throttle.device(account, device) if device else app.throttle.account(account)
+    client = None if device else app.throttle.client(address)
+    await app.throttle.check(bucket)  # a refused attempt charges the client nothing
+    if client is not None:
+        await app.throttle.attempt(client)
+    await app.throttle.attempt(bucket)
     found = await app.users.local_credentials(email) if EMAIL.fullmatch(email) else None
     try:
         HASHER.verify(found[1] if found else _DUMMY_HASH, fields.get("password", ""))
@@ -62,24 +75,31 @@ async def sign_in(request: Request) -> Response:
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or found is None:
-        await app.limiter.failure(email)
         who = found[0] if found else ""
         data = {"method": "local", "reason": "invalid_credentials", "user_id": who}
         await app.outbox.emit(app.redis, LOGIN_FAILED, who, data)
         raise LoginFailed("invalid_credentials", INVALID, status=401)
-    await app.limiter.success(email)
+    await app.throttle.succeeded(bucket)
+    if client is not None:
+        await app.throttle.refund(client)
     uid, stored = found
     if HASHER.check_needs_rehash(stored):
         await app.users.set_password_hash(uid, HASHER.hash(fields.get("password", "")))
     user = await app.users.get(uid)
     if user is None:
         raise LoginFailed("invalid_credentials", INVALID, status=401)
-    return await finish_login(
+    response = await finish_login(
         request,
         user,
         safe_return_url(fields.get("rd"), app.settings.return_origins),
         method="local",
     )
+    if device is None:
+        response.set_cookie(
+            app.devices.name, app.devices.issue(account), max_age=DEVICE_LIFETIME,
+            httponly=True, samesite="strict", secure=app.settings.secure_cookies, path="/",
+        )  # fmt: skip
+    return response
 
 
 async def register(request: Request) -> Response:

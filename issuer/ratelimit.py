@@ -1,4 +1,4 @@
-"""Rate limits in Redis: a sliding window per key, and a lockout that grows with failures.
+"""Rate limits in Redis: a sliding window per key (sign-in throttling: issuer/throttle.py).
 
 Sliding window: each hit is a member of a sorted set scored by time; hits older than the
 window are trimmed and the rest counted, in one script (atomic across issuer processes).
@@ -30,11 +30,6 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window))
 return {1, '0'}
 """
 
-#: Failures before the first lockout, its length, and the longest one (seconds).
-LOCKOUT_AFTER = 5
-LOCKOUT_BASE = 30
-LOCKOUT_MAX = 3600
-
 
 class RateLimiter:
     def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
@@ -51,25 +46,6 @@ class RateLimiter:
         )
         if not int(allowed):
             retry = max(1, math.ceil(float(wait_ms) / 1000))
-            raise RateLimited(f"too many {bucket} requests", retry_after=retry)
-
-    async def check_lockout(self, account: str) -> None:
-        ttl = await self._redis.pttl(f"{PREFIX}lock:{account}")
-        if ttl > 0:
             raise RateLimited(
-                "account temporarily locked", retry_after=max(1, math.ceil(ttl / 1000))
+                f"too many {bucket} requests: try again in {retry} seconds", retry_after=retry
             )
-
-    async def failure(self, account: str) -> None:
-        """One failed sign-in; past LOCKOUT_AFTER, lock for a time that doubles each time."""
-        key = f"{PREFIX}failures:{account}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, LOCKOUT_MAX * 2)
-            failures, _ = await pipe.execute()
-        if failures >= LOCKOUT_AFTER:
-            seconds = min(LOCKOUT_MAX, LOCKOUT_BASE * 2 ** (failures - LOCKOUT_AFTER))
-            await self._redis.set(f"{PREFIX}lock:{account}", "1", ex=seconds)
-
-    async def success(self, account: str) -> None:
-        await self._redis.delete(f"{PREFIX}failures:{account}", f"{PREFIX}lock:{account}")
