@@ -15,9 +15,9 @@ import pytest
 
 from stack.processes import free_port
 
-from .gateway_harness import CountingUpstream
-from .harness import TcpProxy
-from .kong_rpc import PLUGIN, MiniKong, PluginServer, Request
+from ..gateway_harness import CountingUpstream
+from ..harness import TcpProxy
+from ..kong_rpc import PLUGIN, MiniKong, PluginServer, Request
 
 
 @pytest.fixture(scope="module")

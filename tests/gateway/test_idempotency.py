@@ -15,8 +15,8 @@ import redis
 
 from stack.processes import free_port
 
-from .gateway_harness import CountingUpstream, GatewayProcess, kong_yml
-from .harness import TcpProxy
+from ..gateway_harness import CountingUpstream, GatewayProcess, kong_yml
+from ..harness import TcpProxy
 
 
 def env() -> dict[str, str]:

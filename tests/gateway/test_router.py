@@ -13,7 +13,7 @@ import pytest
 from gateway import declarative
 from gateway.router import Router, join
 
-from .gateway_harness import CountingUpstream, GatewayProcess
+from ..gateway_harness import CountingUpstream, GatewayProcess
 
 ROUTES = """
 _format_version: "3.0"

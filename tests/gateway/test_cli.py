@@ -15,9 +15,9 @@ import yaml
 
 from stack.processes import free_port
 
-from .fake_kong import FakeKong
-from .gateway_harness import kong_yml
-from .harness import REPO
+from ..fake_kong import FakeKong
+from ..gateway_harness import kong_yml
+from ..harness import REPO
 
 COMMAND = str(Path(sys.executable).parent / "authgate-gateway")
 
