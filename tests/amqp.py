@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
+
+from .polling import wait_until
 
 
 def amqp_address(url: str) -> tuple[str, int]:
@@ -91,13 +92,8 @@ class EventSink:
     def wait_for(
         self, done: Callable[[list[Received]], bool], timeout: float = 15
     ) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while not done(self.events()):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out; received {[r.routing_key for r in self.events()]}"
-                )
-            time.sleep(0.02)
+        wait_until(lambda: done(self.events()), timeout,
+                   lambda: f"timed out; received {[r.routing_key for r in self.events()]}")  # fmt: skip
         return self.events()
 
     def close(self) -> None:

@@ -27,6 +27,8 @@ from authgate.sessions import end_session, write_session
 from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack.processes import free_port, wait_for_port
 
+from .polling import wait_until
+
 ISSUER = "https://issuer.authgate.test"
 AUDIENCE = "authgate-tests"
 CLIENT_ID = "tests"
@@ -199,16 +201,13 @@ class VerifierProcess(ServiceProcess):
 
     def wait_ready(self, timeout: float = 15) -> None:
         wait_for_port(self.port, self.process, timeout)
-        deadline = time.monotonic() + timeout
-        while httpx.get(self.url + "/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"verifier not ready:\n{self.log()}")
-            time.sleep(0.02)
-        # Ready also means subscribed: session caching starts only then.
-        while b'"session_events": true' not in httpx.get(self.url + "/readyz").content:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"verifier never subscribed:\n{self.log()}")
-            time.sleep(0.02)
+
+        # Ready (keys held, Redis answers) and subscribed: session caching starts only then.
+        def ready() -> bool:
+            answer = httpx.get(self.url + "/readyz")
+            return answer.status_code == 200 and b'"session_events": true' in answer.content
+
+        wait_until(ready, timeout, lambda: f"verifier not ready and subscribed:\n{self.log()}")
 
 
 class Sessions:

@@ -15,6 +15,7 @@ from authgate.signing import SigningKey
 from stack.processes import wait_for_port
 
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
+from ..polling import wait_until
 
 StartVerifier = Callable[..., VerifierProcess]
 
@@ -58,15 +59,11 @@ def test_a_new_key_is_picked_up_without_restart_and_a_retired_one_dropped(
     own_jwks.publish([signing_key, new_key])
     # The kid was tried moments ago; the refetch it may trigger is bounded per kid, so
     # poll with fresh tokens until the interval has passed.
-    deadline = time.monotonic() + 10
-    while verify(verifier.url, mint(new_key, sid, "rot")) != 204:
-        assert time.monotonic() < deadline, "new key never picked up"
-        time.sleep(0.05)
+    wait_until(lambda: verify(verifier.url, mint(new_key, sid, "rot")) == 204, 10,
+               "new key never picked up", interval=0.05)  # fmt: skip
     own_jwks.publish([new_key])  # the old key retired
-    deadline = time.monotonic() + 10
-    while verify(verifier.url, mint(signing_key, sid, "rot")) != 401:
-        assert time.monotonic() < deadline, "retired key still accepted"
-        time.sleep(0.05)
+    wait_until(lambda: verify(verifier.url, mint(signing_key, sid, "rot")) == 401, 10,
+               "retired key still accepted", interval=0.05)  # fmt: skip
     assert verify(verifier.url, mint(new_key, sid, "rot")) == 204
     assert "new kid(s): rotated-in" in verifier.log()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from authgate.signing import SigningKey
 from stack.processes import free_port, wait_for_port
 
 from ..harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env
+from ..polling import wait_until
 
 
 def metric(text: str, name: str) -> float:
@@ -109,19 +109,15 @@ def test_redis_outage_then_recovery(
         proxy.cut()
         # The subscription breaks with the connection, so the cached answer goes too:
         # the verifier can no longer know about revocations and says so with 503.
-        deadline = time.monotonic() + 5
-        while httpx.get(url, headers=auth).status_code != 503:
-            assert time.monotonic() < deadline, "never noticed the outage"
-            time.sleep(0.02)
+        wait_until(lambda: httpx.get(url, headers=auth).status_code == 503, 5,
+                   "never noticed the outage")  # fmt: skip
         assert httpx.get(process.url + "/readyz").status_code == 503
         proxy.restore()
         process.wait_ready()  # reconnected and subscribed again, by itself
         assert httpx.get(url, headers=auth).status_code == 204
         sessions.end(sid)  # and revocation works on the new subscription
-        deadline = time.monotonic() + 5
-        while httpx.get(url, headers=auth).status_code != 401:
-            assert time.monotonic() < deadline, "revocation lost after reconnect"
-            time.sleep(0.01)
+        wait_until(lambda: httpx.get(url, headers=auth).status_code == 401, 5,
+                   "revocation lost after reconnect", interval=0.01)  # fmt: skip
     finally:
         process.stop()
         proxy.close()
