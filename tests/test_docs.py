@@ -49,3 +49,18 @@ def test_gateway_flags_and_plugin_config_are_documented() -> None:
         default = field["default"]
         if not isinstance(default, list):
             assert f"`{str(default).lower() if isinstance(default, bool) else default}`" in row
+
+
+def test_every_security_invariant_names_tests_that_exist() -> None:
+    """docs/security.md names the test behind each invariant: the files and the test
+    functions it names must be there (renaming a test means updating the doc)."""
+    import re
+
+    text = (REPO / "docs" / "security.md").read_text()
+    files = set(re.findall(r"tests/[\w/]+\.py", text))
+    assert files, "no tests named?"
+    for name in files:
+        assert (REPO / name).is_file(), name
+    sources = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py"))
+    for test in set(re.findall(r"\b(test_\w+)(?![\w.])", text)):
+        assert re.search(rf"def {test}\b", sources), f"docs/security.md names {test}, not found"
