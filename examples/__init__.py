@@ -1,0 +1,1 @@
+"""Examples of services a team runs behind authgate; each imports nothing from authgate."""
