@@ -12,27 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import defaults
 from gateway.model import Config, Consumer, PluginConf, Route, Service, Upstream
 
-SERVICE_DEFAULTS = {
-    "protocol": "http",
-    "port": 80,
-    "path": None,
-    "retries": 5,
-    "connect_timeout": 60000,
-    "write_timeout": 60000,
-    "read_timeout": 60000,
-    "enabled": True,
-}
-ROUTE_DEFAULTS: dict[str, Any] = {
-    "paths": [],
-    "methods": [],
-    "hosts": [],
-    "strip_path": True,
-    "preserve_host": False,
-    "regex_priority": 0,
-    "protocols": ["http", "https"],
-}
 Key = tuple[str, str]  # (entity type, identity)
 
 
@@ -66,11 +48,11 @@ def local_entities(config: Config) -> dict[Key, dict[str, Any]]:
 
 
 def _service(s: Service) -> dict[str, Any]:
-    return {k: getattr(s, k) for k in ("host", *SERVICE_DEFAULTS)}
+    return {k: getattr(s, k) for k in ("host", *defaults.SERVICE)}
 
 
 def _route(r: Route) -> dict[str, Any]:
-    values = {k: getattr(r, k) for k in ROUTE_DEFAULTS}
+    values = {k: getattr(r, k) for k in defaults.ROUTE}
     values = {k: sorted(v) if isinstance(v, tuple) else v for k, v in values.items()}
     return {"service": r.service, **values}
 
@@ -101,13 +83,15 @@ def remote_entities(doc: dict[str, Any]) -> dict[Key, dict[str, Any]]:
     for item in flat["services"]:
         out[("services", item.get("name", ""))] = {
             "host": item.get("host"),
-            **{k: item.get(k, d) for k, d in SERVICE_DEFAULTS.items()},
+            **{k: item.get(k, d) for k, d in defaults.SERVICE.items()},
         }
     for item in flat["routes"]:
-        values = {k: item.get(k) or d for k, d in ROUTE_DEFAULTS.items() if k not in _BOOLS}
-        values |= {k: item.get(k, ROUTE_DEFAULTS[k]) for k in _BOOLS}
-        values = {k: sorted(v) if isinstance(v, list) else v for k, v in values.items()}
-        values["regex_priority"] = item.get("regex_priority", 0)
+        # Kong exports an empty list as null (or leaves it out).
+        values = {
+            k: item.get(k) or d if isinstance(d, tuple) else item.get(k, d)
+            for k, d in defaults.ROUTE.items()
+        }
+        values = {k: sorted(v) if isinstance(v, list | tuple) else v for k, v in values.items()}
         out[("routes", item.get("name", ""))] = {"service": _ref(item, "service", names), **values}
     for item in flat["consumers"]:
         consumer = {"username": item.get("username"), "custom_id": item.get("custom_id")}
@@ -116,9 +100,9 @@ def remote_entities(doc: dict[str, Any]) -> dict[Key, dict[str, Any]]:
     for item in flat["targets"]:
         target = str(item.get("target", ""))
         if ":" not in target:
-            target += ":8000"
+            target += f":{defaults.TARGET['port']}"
         targets.setdefault(_ref(item, "upstream", names) or "", []).append(
-            f"{target}/{item.get('weight', 100)}"
+            f"{target}/{item.get('weight', defaults.TARGET['weight'])}"
         )
     for item in flat["upstreams"]:
         name = item.get("name", "")
@@ -126,13 +110,13 @@ def remote_entities(doc: dict[str, Any]) -> dict[Key, dict[str, Any]]:
     for item in flat["plugins"]:
         refs = [(k, _ref(item, k, names)) for k in ("service", "route", "consumer")]
         scope = ",".join(f"{k}={v}" for k, v in refs if v) or "global"
-        plugin = {"enabled": item.get("enabled", True), "config": item.get("config") or {}}
+        enabled = item.get("enabled", defaults.PLUGIN["enabled"])
+        plugin = {"enabled": enabled, "config": item.get("config") or {}}
         out[("plugins", f"{item.get('name')}@{scope}")] = plugin
     return out
 
 
 _KINDS = ("services", "routes", "plugins", "consumers", "upstreams", "targets")
-_BOOLS = ("strip_path", "preserve_host")
 _PARENT = {
     "services": "service",
     "routes": "route",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import schema
+from gateway import defaults, schema
 from gateway.model import Config, Consumer, PluginConf, Route, Service, Target, Upstream
 from gateway.plugins import PluginError, find
 
@@ -90,7 +90,7 @@ class Builder:
             if not host:
                 self.bad(f"{path}.url", "expected a URL like http://host:port/path")
         else:
-            protocol = self.value(raw, "protocol", path, str, "http")
+            protocol = self.value(raw, "protocol", path, str, defaults.SERVICE["protocol"])
             host = self.value(raw, "host", path, str, None)
             port = self.value(raw, "port", path, int, None)
             svc_path = self.value(raw, "path", path, str, None)
@@ -103,7 +103,7 @@ class Builder:
             self.bad(f"{path}.port", "value should be between 0 and 65535")
         if svc_path is not None and not svc_path.startswith("/"):
             self.bad(f"{path}.path", "should start with: /")
-        timeouts = [self.value(raw, t, path, int, 60000) for t in _TIMEOUTS]
+        timeouts = [self.value(raw, t, path, int, defaults.SERVICE[t]) for t in _TIMEOUTS]
         for key, timeout in zip(_TIMEOUTS, timeouts, strict=True):
             if not 1 <= timeout <= 2**31 - 2:
                 self.bad(f"{path}.{key}", "value should be between 1 and 2147483646")
@@ -114,11 +114,11 @@ class Builder:
                 host=host or "",
                 port=port,
                 path=svc_path,
-                retries=self.value(raw, "retries", path, int, 5),
+                retries=self.value(raw, "retries", path, int, defaults.SERVICE["retries"]),
                 connect_timeout=timeouts[0],
                 write_timeout=timeouts[1],
                 read_timeout=timeouts[2],
-                enabled=self.value(raw, "enabled", path, bool, True),
+                enabled=self.value(raw, "enabled", path, bool, defaults.SERVICE["enabled"]),
                 where=path,
                 raw=raw,
             )
@@ -145,7 +145,7 @@ class Builder:
         paths = tuple(self.strings(raw, "paths", path, self.check_path))
         methods = tuple(self.strings(raw, "methods", path, self.check_method))
         hosts = tuple(self.strings(raw, "hosts", path, self.check_host))
-        protocols = tuple(self.strings(raw, "protocols", path, None)) or ("http", "https")
+        protocols = tuple(self.strings(raw, "protocols", path, None)) or defaults.ROUTE["protocols"]
         for i, proto in enumerate(protocols):
             if proto not in PORTS:
                 self.bad(f"{path}.protocols[{i}]", "expected one of: http, https")
@@ -162,9 +162,13 @@ class Builder:
                 paths=paths,
                 methods=methods,
                 hosts=tuple(h.lower() for h in hosts),
-                strip_path=self.value(raw, "strip_path", path, bool, True),
-                preserve_host=self.value(raw, "preserve_host", path, bool, False),
-                regex_priority=self.value(raw, "regex_priority", path, int, 0),
+                strip_path=self.value(raw, "strip_path", path, bool, defaults.ROUTE["strip_path"]),
+                preserve_host=self.value(
+                    raw, "preserve_host", path, bool, defaults.ROUTE["preserve_host"]
+                ),
+                regex_priority=self.value(
+                    raw, "regex_priority", path, int, defaults.ROUTE["regex_priority"]
+                ),
                 path_handling=handling,
                 protocols=protocols,
                 where=path,
@@ -235,7 +239,7 @@ class Builder:
             PluginConf(
                 name=name,
                 config=config,
-                enabled=self.value(raw, "enabled", path, bool, True),
+                enabled=self.value(raw, "enabled", path, bool, defaults.PLUGIN["enabled"]),
                 where=path,
                 raw=raw,
                 **refs,
@@ -269,11 +273,11 @@ class Builder:
                 continue
             host, _, port = str(got.get("target", "")).rpartition(":")
             if not host or not port.isdigit():
-                host, port = str(got.get("target", "")), "8000"  # Kong's default target port
+                host, port = str(got.get("target", "")), str(defaults.TARGET["port"])
             if not host or not _HOST.match(host) or not 0 < int(port) < 65536:
                 self.bad(f"{where}.target", "expected host or host:port")
                 continue
-            weight = self.value(got, "weight", where, int, 100)
+            weight = self.value(got, "weight", where, int, defaults.TARGET["weight"])
             if not 0 <= weight <= 65535:
                 self.bad(f"{where}.weight", "value should be between 0 and 65535")
             targets.append(Target(host=host, port=int(port), weight=weight))

@@ -34,7 +34,7 @@ priority = 900
 
 # Kong's schema DSL (the `config` record's fields); `authgate-gateway validate` checks
 # kong.yml against it and Kong does the same when it loads the plugin.
-Schema = [
+Schema: list[dict[str, dict[str, Any]]] = [
     {"redis_url": {"type": "string", "default": "redis://127.0.0.1:6379/0"}},
     {"redis_timeout_ms": {"type": "integer", "default": 500, "between": [10, 60000]}},
     {
@@ -73,6 +73,14 @@ Schema = [
     # Redis unreachable: false → 503 (no write may run twice); true → pass through.
     {"fail_open": {"type": "boolean", "default": False}},
 ]
+
+# Each field's default, read from the Schema above (where it is declared).
+DEFAULTS: dict[str, Any] = {
+    name: field["default"]
+    for entry in Schema
+    for name, field in entry.items()
+    if "default" in field
+}
 
 logger = logging.getLogger("authgate.plugins.idempotency")
 
@@ -182,17 +190,19 @@ def first(headers: dict[str, Any], name: str) -> str | None:
 
 class Plugin:
     def __init__(self, config: dict[str, Any]) -> None:
+        # Kong (and serve) hand over the config with the Schema's defaults filled in; a
+        # field left out or null still gets the default declared there, and only there.
+        config = DEFAULTS | {k: v for k, v in config.items() if v is not None}
         self.config = config
-        self.methods = frozenset(m.upper() for m in config.get("methods", ["POST", "PATCH"]))
-        self.required = bool(config.get("required", False))
-        self.retention = int(config.get("retention_seconds", 86400))
-        self.lock_ms = int(config.get("lock_seconds", 75)) * 1000
-        self.max_body = int(config.get("max_body_bytes", 1048576))
-        self.release_5xx = config.get("on_5xx", "store") == "release"
-        self.replay_headers = frozenset(h.lower() for h in config.get("replay_headers", []))
-        self.fail_open = bool(config.get("fail_open", False))
-        url = config.get("redis_url", "redis://127.0.0.1:6379/0")
-        redis_client = _client(url, int(config.get("redis_timeout_ms", 500)))
+        self.methods = frozenset(m.upper() for m in config["methods"])
+        self.required = bool(config["required"])
+        self.retention = int(config["retention_seconds"])
+        self.lock_ms = int(config["lock_seconds"]) * 1000
+        self.max_body = int(config["max_body_bytes"])
+        self.release_5xx = config["on_5xx"] == "release"
+        self.replay_headers = frozenset(h.lower() for h in config["replay_headers"])
+        self.fail_open = bool(config["fail_open"])
+        redis_client = _client(config["redis_url"], int(config["redis_timeout_ms"]))
         self.acquire = redis_client.register_script(ACQUIRE)
         self.complete = redis_client.register_script(COMPLETE)
         self.release = redis_client.register_script(RELEASE)
