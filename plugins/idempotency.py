@@ -10,8 +10,8 @@ upstream; the same key with a different request gets 422. Keys are scoped per ro
 Written to the kong-pdk contract (module-level `Schema`, `version`, `priority`, class
 `Plugin(config)` with phase methods), python-style: PDK errors raise. The same file runs
 under Kong's dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see
-kong/README.md) and under `authgate-gateway serve`. It imports only redis (and kong-pdk
-when run as a server).
+kong/README.md) and under `authgate-gateway serve`. It imports only redis and kong-pdk
+(its exception class where installed; its server when run as one).
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import redis
+
+try:
+    from kong_pdk.exception import PDKException
+
+    # What a failed PDK call raises in Kong's plugin server, python-style (--no-lua-style).
+    PDK_ERRORS: tuple[type[Exception], ...] = (PDKException,)
+except ImportError:
+    # Under `serve` without kong-pdk: its PDK reads the body before the plugin runs
+    # (serve's own 413 comes first), so get_raw_body has no failure to catch here.
+    PDK_ERRORS = ()
 
 version = "1.0.0"
 # Runs after authentication plugins (1000-1999) and rate limiting (910), before the
@@ -224,7 +234,7 @@ class Plugin:
             return
         try:
             body = kong.request.get_raw_body()
-        except Exception:  # Kong: body spilled to disk, larger than client_body_buffer_size
+        except PDK_ERRORS:  # Kong: body spilled to disk, larger than client_body_buffer_size
             problem(kong, 413, "body-too-large", "The request body is too large to key.")
             return
         record = self.record_key(kong, headers, key)

@@ -92,7 +92,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]
-    body: bytes = b""
+    body: bytes | None = b""  # None: Kong buffered it to a file (over client_body_buffer_size)
     query: str = ""
     client_ip: str = "203.0.113.7"
     route: dict[str, Any] = field(default_factory=lambda: {"id": "3f8a", "name": "writes"})
@@ -109,6 +109,13 @@ def _wrap(headers: dict[str, str]) -> dict[str, list[str]]:
     return {k.lower(): [v] for k, v in headers.items()}
 
 
+def _raw_body(req: Request) -> bytes:
+    if req.body is None:
+        # Kong's get_raw_body answers nil + this error; the server turns it into StepError.
+        raise LookupError("request body did not fit into client body buffer")
+    return req.body
+
+
 def pdk(req: Request, method: str, args: list[Any]) -> Any:
     """Kong's answer to one PDK call, for the calls a plugin may make here."""
     calls: dict[str, Callable[[], Any]] = {
@@ -117,7 +124,7 @@ def pdk(req: Request, method: str, args: list[Any]) -> Any:
         "kong.request.get_raw_query": lambda: req.query,
         "kong.request.get_headers": lambda: _wrap(req.headers),
         "kong.request.get_header": lambda: _wrap(req.headers).get(args[0].lower(), [None])[0],
-        "kong.request.get_raw_body": lambda: req.body,
+        "kong.request.get_raw_body": lambda: _raw_body(req),
         "kong.router.get_route": lambda: req.route,
         "kong.router.get_service": lambda: req.service,
         "kong.client.get_consumer": lambda: None,

@@ -23,7 +23,7 @@ from stack.processes import free_port
 
 from ..gateway_harness import CountingUpstream
 from ..harness import TcpProxy
-from ..kong_rpc import PLUGIN, PluginServer
+from ..kong_rpc import PLUGIN, MiniKong, PluginServer, Request
 from .hosts import Answer, Host, PluginServerHost, ServeHost
 
 
@@ -255,6 +255,19 @@ def test_query_command_describes_the_plugin() -> None:
     assert set(info["Phases"]) == {"access", "response", "log"}
     fields = info["Schema"]["fields"][0]["config"]["fields"]
     assert {"redis_url", "fail_open", "lock_seconds"} <= {next(iter(f)) for f in fields}
+
+
+def test_body_kong_could_not_buffer_is_413(
+    server: PluginServer, counting: CountingUpstream
+) -> None:
+    # serve answers an oversized body itself before any plugin runs (test_bodies.py).
+    kong = MiniKong(server, {"redis_url": f"redis://127.0.0.1:{free_port()}/0"}, counting.url)
+    path = f"/big/{key()}"
+    headers = {"Idempotency-Key": key(), "X-Auth-User": "alice"}
+    status, got, body = kong.handle(Request("POST", path, headers, None))
+    assert status == 413 and json.loads(body)["type"].endswith("body-too-large")
+    assert got["Content-Type"] == "application/problem+json"
+    assert counting.count(path) == 0
 
 
 def test_instance_config_reaches_the_plugin(server: PluginServer) -> None:
