@@ -13,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 MEDIA_TYPE = "application/problem+json"
-#: RFC 9457 §3.1.1: a URI naming the problem type; .example keeps it an obvious placeholder.
-TYPE_BASE = "https://members.example/problems/"
+#: RFC 9457 §3.1.1: a URI naming the problem type. A tag URI (RFC 4151), as the gateway's
+#: idempotency plugin uses: it names the type and nobody tries to fetch it.
+TYPE_BASE = "tag:authgate,2026:members/"
 
 
 class Problem(Exception):
