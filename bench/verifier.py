@@ -33,8 +33,8 @@ from statistics import median
 import httpx
 import redis.asyncio as aioredis
 
-from authgate.sessions import write_session
-from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+from issuer.records import write_session
+from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack import services
 from stack.nginx import Nginx
 from stack.processes import Child, free_port, listening, run_stoppable

@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from authgate.contract import JWKS_PATH
-from authgate.signing import jwks
 
 from .errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from .outbox import STREAM, UNROUTABLE
 from .redirects import safe_return_url
 from .sessions import LOGOUT
+from .signing import jwks
 from .web import authenticate, check_csrf, client_ip, form, issuer, no_store
 
 log = logging.getLogger("authgate.issuer")

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from authgate import serving
 from authgate.contract import JWKS_PATH
-from verifier.tokens import TokenVerifier
+from authgate.tokens import TokenVerifier
 
 from . import admin, api, local, login
 from .body_limit import BodyLimit

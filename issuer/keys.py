@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from authgate.signing import SigningKey
-from verifier.jwks import Key
+from authgate.jose import Key
+
+from .signing import SigningKey
 
 log = logging.getLogger("authgate.issuer")
 
@@ -90,7 +91,7 @@ class KeyStore:
         ]
 
     async def lookup(self, kid: str) -> Key | None:
-        """verifier.tokens.KeySource: the issuer checks its own tokens with its own keys."""
+        """authgate.tokens.KeySource: the issuer checks its own tokens with its own keys."""
         for key in self.published():
             if key.kid == kid:
                 return Key(kid=kid, algorithm=key.algorithm, key=key.private_key.public_key())

@@ -1,6 +1,6 @@
 """Sessions as the issuer owns them: one per login, indexed by user.
 
-The record itself is the contract's (authgate.sessions writes it and announces every
+The record itself is the contract's (issuer.records writes it and announces every
 change on the session-events channel). The issuer adds a per-session CSRF secret and
 keeps `authgate:user-sessions:{uid}` so a role change, suspension or deletion reaches
 every session of the user at once. Each start and end queues its event (issuer/outbox)
@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from authgate.contract import session_key
-from authgate.sessions import queue_end_session, queue_session
-from authgate.signing import new_session_id
 
 from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox
+from .records import queue_end_session, queue_session
+from .signing import new_session_id
 from .users import ACTIVE, USER, User
 
 USER_SESSIONS = "authgate:user-sessions:"

@@ -21,11 +21,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from authgate.signing import access_token_claims
-
 from .errors import InvalidGrant
 from .keys import KeyStore
 from .sessions import Session, Sessions
+from .signing import access_token_claims
 from .users import ACTIVE, User, Users
 
 REFRESH = "authgate:refresh:"

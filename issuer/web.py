@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from authgate.cookies import AmbiguousCookie, find_cookie
-from verifier.errors import VerifierError
+from authgate.errors import AuthError
 
 from .errors import CsrfFailed, InvalidRequest, IssuerError, PayloadTooLarge, Unauthenticated
 from .sessions import Session
@@ -59,7 +59,7 @@ async def authenticate(request: Request) -> Caller:
         raise Unauthenticated("not signed in")
     try:
         claims = await app.token_verifier.verify(token.encode())
-    except VerifierError as exc:
+    except AuthError as exc:
         raise Unauthenticated(str(exc)) from exc
     # The cookie holds only a session token: an API access token copied into it must not
     # pass for a browser session (which can mint refresh tokens and read the CSRF token).

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import free_port
 

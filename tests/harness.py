@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import redis.asyncio as aioredis
 
-from authgate.sessions import end_session, write_session
-from authgate.signing import SigningKey, access_token_claims, jwks, new_session_id
+from issuer.records import end_session, write_session
+from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack.processes import free_port, wait_for_port
 
 from .polling import wait_until
@@ -211,7 +211,7 @@ class VerifierProcess(ServiceProcess):
 
 
 class Sessions:
-    """Creates and changes sessions in Redis the way the issuer does (authgate.sessions)."""
+    """Creates and changes sessions in Redis the way the issuer does (issuer.records)."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url

@@ -297,8 +297,12 @@ def test_local_accounts(social: Social) -> None:
         )
         registered = http.post(f"{social.issuer.url}/register", data=form)
         # Registration signs nobody in and answers alike for a taken email (issue 12, 6).
-        assert registered.status_code == 303 and registered.headers["location"].startswith("/login?")
-        form = _local_form(social, http, email=local_email, password="correct horse battery", rd=f"{APP}/x")
+        assert registered.status_code == 303 and registered.headers["location"].startswith(
+            "/login?"
+        )
+        form = _local_form(
+            social, http, email=local_email, password="correct horse battery", rd=f"{APP}/x"
+        )
         signed = http.post(f"{social.issuer.url}/login/local", data=form)
         assert signed.status_code == 303 and signed.headers["location"] == f"{APP}/x"
         assert me(social, http)["email"] == local_email

@@ -102,7 +102,11 @@ def test_local_account_email_is_not_passed_upstream_unverified(social: Social) -
         email = f"ceo{secrets.token_hex(3)}@corp.example"
         form = {"email": email, "password": "a long enough password", "login_csrf": login_csrf}
         assert http.post(f"{social.issuer.url}/register", data=form).status_code == 303
-        form["login_csrf"] = http.get(f"{social.issuer.url}/login").text.split('name="login_csrf" value="')[1].split('"')[0]
+        form["login_csrf"] = (
+            http.get(f"{social.issuer.url}/login")
+            .text.split('name="login_csrf" value="')[1]
+            .split('"')[0]
+        )
         assert http.post(f"{social.issuer.url}/login/local", data=form).status_code == 303
         assert me(social, http)["email"] == email  # the account knows it ...
         sid = social.redis.smembers(f"authgate:user-sessions:{me(social, http)['id']}").pop()

@@ -16,24 +16,24 @@ from urllib.parse import quote
 
 from authgate import serving
 from authgate.cookies import AmbiguousCookie, find_cookie
-from authgate.paths import normalize_host, normalize_path, unsafe_path
-
-from .asgi import Message, Receive, Scope, Send
-from .errors import (
+from authgate.errors import (
+    AuthError,
     Forbidden,
     InvalidRequest,
     InvalidToken,
     NoCredential,
     Unavailable,
-    VerifierError,
 )
-from .jwks import KeySet
+from authgate.jwks import KeySet
+from authgate.paths import normalize_host, normalize_path, unsafe_path
+from authgate.tokens import Claims, TokenVerifier
+
+from .asgi import Message, Receive, Scope, Send
 from .metrics import Metrics
 from .ops import Operations
 from .policy import Access, Rule
 from .sessions import SessionRecord, SessionStore
 from .settings import Settings, load_settings
-from .tokens import Claims, TokenVerifier
 
 log = logging.getLogger("authgate.verifier")
 
@@ -152,7 +152,7 @@ class VerifierApp:
                 )
             else:
                 raise Forbidden(f"rule {rule.name} denies")
-        except VerifierError as exc:
+        except AuthError as exc:
             request = Request(
                 uri, method, host, get(b"x-forwarded-proto"), get(b"x-forwarded-port")
             )
@@ -270,10 +270,10 @@ class VerifierApp:
         """On a public rule identity is a courtesy: any failure just means anonymous."""
         try:
             return await self._identify(self._credential(authorization, cookie, duplicate))
-        except VerifierError:
+        except AuthError:
             return None
 
-    async def _refuse(self, exc: VerifierError, send: Send, rule: Rule, request: Request) -> None:
+    async def _refuse(self, exc: AuthError, send: Send, rule: Rule, request: Request) -> None:
         headers: list[tuple[bytes, bytes]] = []
         if exc.status == 401:
             challenge = 'Bearer realm="authgate"'

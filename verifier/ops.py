@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+from authgate.jwks import KeySet
+from authgate.tokens import TokenVerifier
+
 from .asgi import Receive, Send
-from .jwks import KeySet
 from .metrics import Metrics
 from .sessions import SessionStore
-from .tokens import TokenVerifier
 
 Handler = Callable[[Send], Awaitable[None]]
 

@@ -28,8 +28,7 @@ from authgate.contract import (
     SESSION_FIELD_SUB,
     session_key,
 )
-
-from .errors import Unavailable
+from authgate.errors import Unavailable
 
 log = logging.getLogger("authgate.verifier")
 

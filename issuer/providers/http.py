@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import jwt
 
-from verifier.errors import Unavailable
-from verifier.jwks import KeySet
+from authgate.errors import Unavailable
+from authgate.jwks import KeySet
 
 from . import ID_TOKEN_ALGORITHMS, ProviderError
 

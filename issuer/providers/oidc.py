@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from verifier.jwks import KeySet
+from authgate.jwks import KeySet
 
 from . import Identity, ProviderConfig, ProviderError
 from .http import call, provider_keys, validate_id_token

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 
 from ..harness import LOGIN_URL, Sessions, mint
 from ..rawhttp import request

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 
 from ..harness import Sessions, mint
 from ..rawhttp import request

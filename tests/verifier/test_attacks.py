@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 
 from ..harness import Sessions, VerifierProcess, mint
 

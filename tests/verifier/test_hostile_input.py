@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authgate.cookies import AmbiguousCookie, find_cookie
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 from ..polling import wait_until

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 from stack.processes import wait_for_port
 
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 from stack.processes import free_port, wait_for_port
 
 from ..harness import JwksServer, Sessions, TcpProxy, VerifierProcess, mint, verifier_env

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from authgate.contract import session_key
-from authgate.signing import SigningKey
+from issuer.signing import SigningKey
 
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 from ..polling import wait_until

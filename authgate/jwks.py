@@ -1,4 +1,5 @@
-"""The issuer's public keys, by `kid`, fetched from a JWKS URL or file.
+"""Public keys, by `kid`, fetched from a JWKS URL or file: the verifier's view of the
+issuer's keys, and the issuer's view of an OpenID Provider's.
 
 Keys are fetched at start and every `refresh_interval`; a token with an unknown `kid`
 triggers a refetch, so rotation is picked up without a restart. Refetches are bounded:
@@ -15,58 +16,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import jwt
-
-from authgate.contract import ASYMMETRIC_ALGORITHMS
 
 from .errors import Unavailable
+from .jose import Key, KeyFetchError, parse_jwks
 
-log = logging.getLogger("authgate.verifier")
+log = logging.getLogger("authgate.jwks")
 
-MAX_KID_LENGTH = 256
 #: Bound on remembered unknown kids; past it the memory is cleared (a flood of random
 #: kids must not grow memory, and the global `min_interval` still limits fetches).
 MAX_REMEMBERED_KIDS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    kid: str
-    algorithm: str
-    key: Any  # a cryptography public key object
-
-
-class KeyFetchError(Exception):
-    """The JWKS could not be read or held no usable key."""
-
-
-def parse_jwks(document: Any, allowed: frozenset[str]) -> dict[str, Key]:
-    """Usable signing keys of a JWKS document: `use` sig (or absent), an allowed algorithm."""
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise KeyFetchError("not a JWKS document (no `keys` list)")
-    keys: dict[str, Key] = {}
-    for index, jwk in enumerate(document["keys"]):
-        if not isinstance(jwk, dict):
-            continue
-        kid = jwk.get("kid")
-        if not isinstance(kid, str) or not kid or jwk.get("use", "sig") != "sig":
-            continue
-        try:
-            parsed = jwt.PyJWK(jwk)
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError) as exc:
-            log.warning("jwks: key %d (kid %r) skipped: %s", index, kid[:64], exc)
-            continue
-        algorithm = parsed.algorithm_name
-        if algorithm not in allowed or algorithm not in ASYMMETRIC_ALGORITHMS:
-            continue
-        keys[kid] = Key(kid=kid, algorithm=algorithm, key=parsed.key)
-    if not keys:
-        raise KeyFetchError("no usable signing key for the allowed algorithms")
-    return keys
 
 
 class KeySet:
@@ -104,9 +65,6 @@ class KeySet:
     @property
     def ready(self) -> bool:
         return bool(self._keys)
-
-    def get(self, kid: str) -> Key | None:
-        return self._keys.get(kid)
 
     async def start(self) -> None:
         try:

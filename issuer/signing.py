@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
-from .contract import ACCESS_TOKEN_TYP
+from authgate.contract import ACCESS_TOKEN_TYP
 
 
 def _es256() -> ec.EllipticCurvePrivateKey:

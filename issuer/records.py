@@ -11,7 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from .contract import (
+from authgate.contract import (
     SESSION_EVENTS_CHANNEL,
     SESSION_FIELD_EMAIL,
     SESSION_FIELD_NAME,

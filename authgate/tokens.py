@@ -1,4 +1,5 @@
-"""Access-token verification (RFC 9068 profile plus `sid`), with an in-process cache.
+"""Access-token verification (RFC 9068 profile plus `sid`), with an in-process cache: the
+one verification path, used by the verifier and by the issuer for its own tokens.
 
 The algorithm is taken from the verifier's allow-list and the key's own `alg`, never from
 the token alone: a token whose `alg` is not allowed, or differs from its key's, is refused
@@ -18,9 +19,9 @@ import jwt
 from authgate.contract import ACCESS_TOKEN_TYPS, REQUIRED_CLAIMS, SID_PATTERN
 
 from .errors import InvalidToken
-from .jwks import MAX_KID_LENGTH, Key
+from .jose import MAX_KID_LENGTH, Key
 
-log = logging.getLogger("authgate.verifier")
+log = logging.getLogger("authgate.tokens")
 
 #: Longer credentials are refused unread; ours are well under 2 KB.
 MAX_TOKEN_LENGTH = 8192
@@ -95,19 +96,21 @@ class TokenVerifier:
         if key.algorithm != alg:
             raise InvalidToken("algorithm does not match the key")
         try:
+            # PyJWT checks the signature, `iss`, `aud` and that every claim is present; the
+            # times are checked below against the injected clock (joserfc's `now`), so the
+            # tests set the time instead of waiting for it.
             payload = jwt.decode(
                 token,
                 key.key,
                 algorithms=[alg],
                 audience=self._audience,
                 issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS), "strict_aud": False},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise InvalidToken("token expired") from exc
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": False,
+                         "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )  # fmt: skip
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"token rejected: {type(exc).__name__}") from exc
+        self._check_times(payload)
         sub, sid, exp = payload["sub"], payload["sid"], payload["exp"]
         if not isinstance(sub, str) or not sub:
             raise InvalidToken("sub is not a string")
@@ -122,6 +125,25 @@ class TokenVerifier:
                 del self.cache[next(iter(self.cache))]
             self.cache[token] = claims
         return claims
+
+    def _check_times(self, payload: dict[str, object]) -> None:
+        """RFC 7519 §4.1.4-6 within the leeway: not expired, not before `nbf`, not issued
+        in the future. Each must be a number (a bool is not)."""
+        now, leeway = self._clock(), self._leeway
+        times = {}
+        for claim in ("exp", "iat", "nbf"):
+            value = payload.get(claim)
+            if claim not in payload:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidToken(f"token rejected: {claim} is not a number")
+            times[claim] = float(value)
+        if times["exp"] <= now - leeway:
+            raise InvalidToken("token expired")
+        if times["iat"] > now + leeway:
+            raise InvalidToken("token rejected: ImmatureSignatureError")
+        if "nbf" in times and times["nbf"] > now + leeway:
+            raise InvalidToken("token rejected: ImmatureSignatureError")
 
     def cache_len(self) -> int:
         return len(self.cache)
