@@ -23,7 +23,6 @@ from gateway import diff
 from gateway.model import Config
 
 log = logging.getLogger("authgate.gateway")
-EMPTY_HASH = "0" * 32
 
 
 class AdminError(Exception):

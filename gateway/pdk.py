@@ -12,10 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class PDKError(Exception):
-    """What kong-pdk raises (PDKException) when a PDK call fails."""
-
-
 @dataclass
 class Exchange:
     """One request as the plugins see it, and what they decide about it."""
@@ -24,11 +20,10 @@ class Exchange:
     path: str
     raw_query: str
     headers: list[tuple[str, str]]  # names lower-cased, in arrival order
-    body: bytes | None  # None while the body streams (no plugin asked for it)
+    body: bytes  # read whole before the plugins run (serve streams only plugin-free routes)
     client_ip: str
     route: dict[str, Any]
     service: dict[str, Any]
-    scheme: str = "http"
     shared: dict[str, Any] = field(default_factory=dict)
     exit: tuple[int, bytes, dict[str, Any]] | None = None
     status: int = 0
@@ -50,11 +45,6 @@ def multi_map(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
-def _first(pairs: list[tuple[str, str]], name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in pairs if k == name), None)
-
-
 class _Request:
     def __init__(self, ex: Exchange) -> None:
         self._ex = ex
@@ -68,18 +58,10 @@ class _Request:
     def get_raw_query(self) -> str:
         return self._ex.raw_query
 
-    def get_scheme(self) -> str:
-        return self._ex.scheme
-
-    def get_header(self, name: str) -> str | None:
-        return _first(self._ex.headers, name)
-
     def get_headers(self, max_headers: int | None = None) -> dict[str, Any]:
         return multi_map(self._ex.headers)
 
     def get_raw_body(self) -> bytes:
-        if self._ex.body is None:
-            raise PDKError("request body is not buffered")
         return self._ex.body
 
 
@@ -98,39 +80,16 @@ class _Response:
     def get_source(self) -> str:
         return self._ex.source
 
-    def get_header(self, name: str) -> str | None:
-        return _first(self._ex.response_headers, name)
-
     def get_headers(self, max_headers: int | None = None) -> dict[str, Any]:
         return multi_map(self._ex.response_headers)
-
-    def set_header(self, name: str, value: Any) -> None:
-        self.clear_header(name)
-        self.add_header(name, value)
-
-    def add_header(self, name: str, value: Any) -> None:
-        self._ex.response_headers.append((name.lower(), str(value)))
-
-    def clear_header(self, name: str) -> None:
-        name = name.lower()
-        self._ex.response_headers[:] = [(k, v) for k, v in self._ex.response_headers if k != name]
 
 
 class _ServiceResponse:
     def __init__(self, ex: Exchange) -> None:
         self._ex = ex
 
-    def get_status(self) -> int:
-        return self._ex.status
-
     def get_raw_body(self) -> bytes:
         return self._ex.response_body
-
-    def get_header(self, name: str) -> str | None:
-        return _first(self._ex.response_headers, name)
-
-    def get_headers(self, max_headers: int | None = None) -> dict[str, Any]:
-        return multi_map(self._ex.response_headers)
 
 
 class _Service:
@@ -154,9 +113,6 @@ class _Client:
         self._ex = ex
 
     def get_ip(self) -> str:
-        return self._ex.client_ip
-
-    def get_forwarded_ip(self) -> str:
         return self._ex.client_ip
 
     def get_consumer(self) -> dict[str, Any] | None:

@@ -132,7 +132,6 @@ class Gateway:
             client_ip=(scope.get("client") or ("", 0))[0],
             route=entity("route", match.route),
             service=entity("service", match.service),
-            scheme=scope.get("scheme", "http"),
         )
         await self.plugins.run("access", chain, ex)
         if ex.exit is None:
@@ -151,7 +150,7 @@ class Gateway:
         tries = 1 + max(0, match.service.retries)
         for attempt in range(tries):
             try:
-                async with self.forward(scope, match, ex.body or b"") as response:
+                async with self.forward(scope, match, ex.body) as response:
                     ex.status = response.status
                     ex.response_headers = _forwardable(response.raw_headers)
                     ex.response_body = await response.read()

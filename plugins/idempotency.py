@@ -203,7 +203,6 @@ class Plugin:
         # Kong (and serve) hand over the config with the Schema's defaults filled in; a
         # field left out or null still gets the default declared there, and only there.
         config = DEFAULTS | {k: v for k, v in config.items() if v is not None}
-        self.config = config
         self.methods = frozenset(m.upper() for m in config["methods"])
         self.required = bool(config["required"])
         self.retention = int(config["retention_seconds"])
