@@ -23,6 +23,7 @@ import time
 import aio_pika
 import redis.asyncio as aioredis
 
+from authgate import redis_client
 from issuer.outbox import STREAM, Outbox
 from issuer.relay import Relay
 from stack import services
@@ -121,7 +122,7 @@ async def through_outbox(
 
 
 async def measure(count: int, redis_url: str, amqp_url: str) -> None:
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    redis = redis_client.connect(redis_url)
     await redis.delete(STREAM)
     name = f"authgate.bench.events.{secrets.token_hex(3)}"
     outbox = Outbox("https://issuer.bench.test")

@@ -20,8 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import redis.asyncio as aioredis
-
+from authgate import redis_client
 from bench.verifier import BIN, HERE, UVICORN_FLAGS, log, process, wrk
 from stack import services
 from stack.processes import free_port, run_stoppable
@@ -57,7 +56,7 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
     from issuer.tokens import Tokens, TokenSettings
     from issuer.users import Users
 
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    redis = redis_client.connect(redis_url)
     prelogin = secrets.token_urlsafe(32)
     binding = hashlib.sha256(prelogin.encode()).hexdigest()
     callbacks = []

@@ -31,8 +31,8 @@ from pathlib import Path
 from statistics import median
 
 import httpx
-import redis.asyncio as aioredis
 
+from authgate import redis_client
 from issuer.records import write_session
 from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack import services
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> None:
         sid = new_session_id()
 
         async def seed_session() -> None:
-            client = aioredis.Redis.from_url(args.redis_url)
+            client = redis_client.connect(args.redis_url)
             await write_session(
                 client, sid, sub="bench-user", ttl=3600, roles=["admin"], email="b@bench.test"
             )

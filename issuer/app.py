@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate import serving
+from authgate import redis_client, serving
 from authgate.contract import JWKS_PATH
 from authgate.tokens import TokenVerifier
 
@@ -50,7 +49,7 @@ class Issuer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.redis = redis_client.connect(settings.redis_url)
         self.keys = KeyStore(settings.keys_dir)
         self.keys.ensure(settings.signing_algorithm)
         self.outbox = Outbox(settings.public_url)

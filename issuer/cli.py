@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from authgate import redis_client
 from authgate.config import ConfigError, redact_url, to_environ
 from authgate.serving import UVICORN
 
@@ -111,13 +112,12 @@ def list_keys(settings: Settings) -> None:
 
 async def promote(settings: Settings, ref: str) -> int:
     """Bootstrap an admin: the user must have signed in once."""
-    import redis.asyncio as aioredis
 
     from .outbox import Outbox
     from .sessions import Sessions
     from .users import Users
 
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = redis_client.connect(settings.redis_url)
     try:
         outbox = Outbox(settings.public_url)
         users = Users(client, outbox)
@@ -141,12 +141,11 @@ async def promote(settings: Settings, ref: str) -> int:
 
 def run_relay(settings: Settings) -> int:
     """The outbox relay alone, for deployments that run it apart from the issuer."""
-    import redis.asyncio as aioredis
 
     from .relay import Relay
 
     async def main() -> None:
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = redis_client.connect(settings.redis_url)
         relay = Relay(
             client,
             settings.amqp_url,

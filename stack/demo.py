@@ -20,7 +20,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
-import redis.asyncio as aioredis
+
+from authgate import redis_client
 
 from . import services
 from .nginx import NGINX_DIR, Nginx
@@ -171,7 +172,7 @@ async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, 
     from issuer.tokens import Tokens, TokenSettings
     from issuer.users import Users
 
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.connect(redis_url)
     keys = KeyStore(str(keys_dir))
     keys.ensure("EdDSA")
     outbox = Outbox(issuer)

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
+from authgate import redis_client
 from authgate.config import redact_url
 
 from .processes import Child, StartFailed, free_ports, listening
@@ -42,7 +43,7 @@ class Unavailable(RuntimeError):
 
 
 def redis_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = redis_client.connect_blocking(url, timeout=timeout)
     try:
         client.ping()
     except redis.RedisError as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from authgate import redis_client
 from authgate.config import redact_url
 from authgate.contract import (
     HEADER_SESSION,
@@ -75,12 +76,7 @@ class SessionStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = redis_url
-        self._redis = aioredis.Redis.from_url(
-            redis_url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
+        self._redis = redis_client.connect(redis_url, timeout=timeout)
         self.cache_size = cache_size
         self._max_age = max_age
         self._ping_interval = ping_interval
