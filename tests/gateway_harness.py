@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -97,12 +100,40 @@ def kong_yml(
     }
 
 
+def gateway_env(**settings: str) -> dict[str, str]:
+    """The environment for an `authgate-gateway` a test runs: none of the caller's authgate
+    settings or decK variables, and `settings` as `AUTHGATE_GATEWAY_<NAME>`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHGATE_", "DECK_"))}
+    return base | {f"AUTHGATE_GATEWAY_{k.upper()}": v for k, v in settings.items()}
+
+
+COMMAND = str(Path(sys.executable).parent / "authgate-gateway")
+
+
+def run_gateway(
+    *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`authgate-gateway ARGS` through its real entry point, to completion; `env` is added
+    to `gateway_env()` as spelled (`AUTHGATE_GATEWAY_KONG_ADDR=…`, `DECK_API_URL=…`)."""
+    return subprocess.run(
+        [COMMAND, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=gateway_env() | env,
+    )
+
+
 class GatewayProcess(ServiceProcess):
     """`authgate-gateway serve FILE` through its real entry point."""
 
-    def __init__(self, config: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], tmp: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         path = tmp / f"kong-{id(config)}.yml"
         path.write_text(yaml.safe_dump(dict(config)))
+        env = gateway_env() if env is None else env
         super().__init__("gateway", env, tmp, verb=("serve", str(path)))
         wait_for_port(self.port, self.process, 15)
 

@@ -67,12 +67,10 @@ class ServeHost:
         upstream: str,
         plugin: Mapping[str, Any],
         tmp: pytest.TempPathFactory,
-        env: Mapping[str, str],
         **service: Any,
     ) -> None:
-        self.upstream, self._tmp, self._env = upstream, tmp, env
-        config = kong_yml(upstream, plugin, **service)
-        self.process = GatewayProcess(config, tmp.mktemp("gw"), env)
+        self.upstream, self._tmp = upstream, tmp
+        self.process = GatewayProcess(kong_yml(upstream, plugin, **service), tmp.mktemp("gw"))
 
     def send(self, method: str, path: str, body: bytes, headers: Headers) -> Answer:
         # One client per request, so concurrent sends from threads share nothing.
@@ -84,7 +82,7 @@ class ServeHost:
     def variant(
         self, plugin: Mapping[str, Any], upstream: str | None = None, **service: Any
     ) -> Iterator[ServeHost]:
-        other = ServeHost(upstream or self.upstream, plugin, self._tmp, self._env, **service)
+        other = ServeHost(upstream or self.upstream, plugin, self._tmp, **service)
         try:
             yield other
         finally:

@@ -8,10 +8,7 @@ any of the body, and a chunked body the moment it passes the limit; Kong's own d
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ..gateway_harness import GatewayProcess
+from ..gateway_harness import GatewayProcess, gateway_env, run_gateway
 from .wire import RawUpstream, corpus, send
 
 LIMIT: int = corpus("limit")
 PIECE = 64 * 1024
-
-
-def env(**settings: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
-    return base | {f"AUTHGATE_GATEWAY_{k.upper()}": v for k, v in settings.items()}
 
 
 def config(upstream: RawUpstream, redis_url: str) -> dict[str, Any]:
@@ -62,7 +54,7 @@ def gateway(
 ) -> Iterator[GatewayProcess]:
     doc = config(upstream, redis_url)
     process = GatewayProcess(
-        doc, tmp_path_factory.mktemp("gw-body"), env(client_max_body_size=str(LIMIT))
+        doc, tmp_path_factory.mktemp("gw-body"), gateway_env(client_max_body_size=str(LIMIT))
     )
     yield process
     process.stop()
@@ -117,7 +109,7 @@ def test_large_streamed_upload_does_not_balloon(
     gw = GatewayProcess(
         config(upstream, redis_url),
         tmp_path_factory.mktemp("gw-rss"),
-        env(client_max_body_size="200m"),
+        gateway_env(client_max_body_size="200m"),
     )
     try:
         with gw.client() as client:  # warm up: imports, the connection pool
@@ -138,13 +130,5 @@ def test_large_streamed_upload_does_not_balloon(
 
 
 def test_limit_flag_is_validated(tmp_path_factory: pytest.TempPathFactory) -> None:
-    command = str(Path(sys.executable).parent / "authgate-gateway")
-    done = subprocess.run(
-        [command, "serve", "--client-max-body-size", "ten", "-"],
-        input="",
-        capture_output=True,
-        text=True,
-        env=env(),
-        timeout=30,
-    )
+    done = run_gateway("serve", "--client-max-body-size", "ten", "-", stdin="")
     assert done.returncode != 0 and "client-max-body-size" in done.stderr

@@ -3,9 +3,6 @@ against an Admin API in Kong's documented shapes; serve refusing what it cannot 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,18 +13,8 @@ import yaml
 from stack.processes import free_port
 
 from ..fake_kong import FakeKong
-from ..gateway_harness import kong_yml
+from ..gateway_harness import kong_yml, run_gateway
 from ..harness import REPO
-
-COMMAND = str(Path(sys.executable).parent / "authgate-gateway")
-
-
-def gateway(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHGATE_", "DECK_"))}
-    return subprocess.run(
-        [COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=60, env=environ | env
-    )
-
 
 BROKEN = """
 _format_version: "3.0"
@@ -65,7 +52,7 @@ upstreams:
 def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text(BROKEN)
-    result = gateway("validate", str(path))
+    result = run_gateway("validate", str(path))
     assert result.returncode == 1
     expected = [
         "services[0].routes[0].paths[1]: should start with: /",
@@ -92,20 +79,20 @@ def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
 
 
 def test_validate_the_projects_kong_yml() -> None:
-    result = gateway("validate", str(REPO / "kong" / "kong.yml"))
+    result = run_gateway("validate", str(REPO / "kong" / "kong.yml"))
     assert result.returncode == 0, result.stderr
     assert "valid (2 services, 4 routes, 1 plugins" in result.stdout
 
 
 def test_validate_env_substitution_like_deck(tmp_path: Path) -> None:
     text = 'services:\n  - name: api\n    url: ${{ env "DECK_API_URL" }}\n_format_version: "3.0"\n'
-    assert gateway("validate", "-", stdin=text, DECK_API_URL="http://api:8080").returncode == 0
-    unset = gateway("validate", "-", stdin=text)
+    assert run_gateway("validate", "-", stdin=text, DECK_API_URL="http://api:8080").returncode == 0
+    unset = run_gateway("validate", "-", stdin=text)
     assert (
         unset.returncode == 1
         and "line 3: environment variable DECK_API_URL is not set" in unset.stderr
     )
-    wrong = gateway("validate", "-", stdin=text.replace("DECK_API_URL", "API_URL"), API_URL="x")
+    wrong = run_gateway("validate", "-", stdin=text.replace("DECK_API_URL", "API_URL"), API_URL="x")
     assert wrong.returncode == 1 and "'API_URL' must start DECK_" in wrong.stderr
 
 
@@ -119,13 +106,13 @@ def test_validate_env_substitution_like_deck(tmp_path: Path) -> None:
     ],
 )
 def test_validate_malformed_files(text: str, message: str) -> None:
-    result = gateway("validate", "-", stdin=text)
+    result = run_gateway("validate", "-", stdin=text)
     assert result.returncode == 1 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_validate_missing_file(tmp_path: Path) -> None:
-    result = gateway("validate", str(tmp_path / "nope.yml"))
+    result = run_gateway("validate", str(tmp_path / "nope.yml"))
     assert result.returncode == 1 and "cannot read: No such file or directory" in result.stderr
 
 
@@ -143,27 +130,27 @@ def write(tmp_path: Path, doc: dict[str, Any], name: str = "kong.yml") -> str:
 
 
 def test_ping_and_unreachable(kong: FakeKong) -> None:
-    ok = gateway("ping", "--kong-addr", kong.url)
+    ok = run_gateway("ping", "--kong-addr", kong.url)
     assert ok.returncode == 0 and "Kong version: 3.9.1" in ok.stdout
-    down = gateway("ping", "--kong-addr", f"http://127.0.0.1:{free_port()}")
+    down = run_gateway("ping", "--kong-addr", f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 1 and "unreachable" in down.stderr
 
 
 def test_diff_sync_cycle(kong: FakeKong, tmp_path: Path) -> None:
     plugin = {"redis_url": "redis://redis:6379/0"}
     file = write(tmp_path, kong_yml("http://demo-api:8081", plugin))
-    first = gateway("diff", file, AUTHGATE_GATEWAY_KONG_ADDR=kong.url)
+    first = run_gateway("diff", file, AUTHGATE_GATEWAY_KONG_ADDR=kong.url)
     assert first.returncode == 2, first.stderr
     for line in ("creating service api", "creating route writes", "creating route reads"):
         assert line in first.stdout
     assert "creating plugin idempotency@route=writes" in first.stdout
     assert "Summary: Created 4, Updated 0, Deleted 0" in first.stdout
 
-    synced = gateway("sync", file, "--kong-addr", kong.url)
+    synced = run_gateway("sync", file, "--kong-addr", kong.url)
     assert synced.returncode == 0, synced.stderr
     assert kong.posts[-1]["query"] == {"check_hash": "1", "flatten_errors": "1"}
-    assert gateway("diff", file, "--kong-addr", kong.url).returncode == 0
-    again = gateway("sync", file, "--kong-addr", kong.url)
+    assert run_gateway("diff", file, "--kong-addr", kong.url).returncode == 0
+    again = run_gateway("sync", file, "--kong-addr", kong.url)
     assert again.returncode == 0 and "already runs this configuration" in again.stdout
 
     # A different file: the entity diff against Kong's export (ids resolved to names,
@@ -172,14 +159,14 @@ def test_diff_sync_cycle(kong: FakeKong, tmp_path: Path) -> None:
     changed["services"][0]["routes"].pop()  # drop "reads"
     changed["services"][0]["routes"][0]["plugins"][0]["config"]["lock_seconds"] = 90
     other = write(tmp_path, changed, "changed.yml")
-    diff = gateway("diff", other, "--kong-addr", kong.url)
+    diff = run_gateway("diff", other, "--kong-addr", kong.url)
     assert diff.returncode == 2, diff.stdout + diff.stderr
     assert "updating service api\n    read_timeout: 60000 -> 5000" in diff.stdout
     assert "deleting route reads" in diff.stdout
     assert "updating plugin idempotency@route=writes" in diff.stdout
     assert "Summary: Created 0, Updated 2, Deleted 1" in diff.stdout
 
-    dump = gateway("dump", "--kong-addr", kong.url)
+    dump = run_gateway("dump", "--kong-addr", kong.url)
     assert dump.returncode == 0 and yaml.safe_load(dump.stdout)["services"][0]["name"] == "api"
 
 
@@ -187,7 +174,7 @@ def test_sync_errors_point_at_the_file(tmp_path: Path) -> None:
     kong = FakeKong(enabled_plugins=())
     try:
         file = write(tmp_path, kong_yml("http://demo-api:8081", {"redis_url": "redis://r:6379/0"}))
-        result = gateway("sync", file, "--kong-addr", kong.url)
+        result = run_gateway("sync", file, "--kong-addr", kong.url)
         assert result.returncode == 1
         assert (
             "services[0].routes[0].plugins[0].name: plugin 'idempotency' not enabled"
@@ -200,9 +187,9 @@ def test_sync_errors_point_at_the_file(tmp_path: Path) -> None:
 def test_admin_token_header(tmp_path: Path) -> None:
     kong = FakeKong(token="s3cret")
     try:
-        refused = gateway("ping", "--kong-addr", kong.url)
+        refused = run_gateway("ping", "--kong-addr", kong.url)
         assert refused.returncode == 1 and "HTTP 401" in refused.stderr
-        ok = gateway("ping", "--kong-addr", kong.url, "--header", "Kong-Admin-Token: s3cret")
+        ok = run_gateway("ping", "--kong-addr", kong.url, "--header", "Kong-Admin-Token: s3cret")
         assert ok.returncode == 0
         assert "s3cret" not in ok.stdout + ok.stderr
     finally:
@@ -212,6 +199,6 @@ def test_admin_token_header(tmp_path: Path) -> None:
 def test_serve_refuses_an_unknown_plugin(tmp_path: Path) -> None:
     doc = kong_yml("http://127.0.0.1:1")
     doc["plugins"] = [{"name": "rate-limiting", "config": {"minute": 5}}]
-    result = gateway("serve", write(tmp_path, doc), "--port", str(free_port()))
+    result = run_gateway("serve", write(tmp_path, doc), "--port", str(free_port()))
     assert result.returncode == 1
     assert "plugins[0].name: unknown plugin 'rate-limiting'" in result.stderr

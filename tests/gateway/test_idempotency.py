@@ -8,7 +8,6 @@ about the plugin server's own contract with Kong and run there only.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -25,10 +24,6 @@ from ..gateway_harness import CountingUpstream
 from ..harness import TcpProxy
 from ..kong_rpc import PLUGIN, MiniKong, PluginServer, Request
 from .hosts import Answer, Host, PluginServerHost, ServeHost
-
-
-def env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +50,7 @@ def host(
 ) -> Iterator[Host]:
     plugin = {"redis_url": redis_url, "lock_seconds": 30}
     if request.param == "serve":
-        serve = ServeHost(counting.url, plugin, tmp_path_factory, env())
+        serve = ServeHost(counting.url, plugin, tmp_path_factory)
         yield serve
         serve.stop()
     else:

@@ -107,9 +107,7 @@ def counting() -> Iterator[CountingUpstream]:
 
 
 def serve(tmp: Path, doc: dict[str, Any]) -> GatewayProcess:
-    return GatewayProcess(
-        doc, tmp, {k: v for k, v in os.environ.items() if not k.startswith("AUTHGATE_")}
-    )
+    return GatewayProcess(doc, tmp)
 
 
 def test_serve_proxies_by_the_rules(counting: CountingUpstream, tmp_path: Path) -> None:
