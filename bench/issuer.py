@@ -20,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from authgate import redis_client
 from bench.verifier import BIN, HERE, UVICORN_FLAGS, log, process, wrk
 from stack import services
 from stack.processes import free_port, run_stoppable
@@ -48,15 +47,14 @@ end
 """
 
 
-async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> None:
-    """`count` login states (for /callback/bench) and `count` refresh tokens."""
-    from issuer.keys import KeyStore
-    from issuer.outbox import Outbox
-    from issuer.sessions import Sessions
-    from issuer.tokens import Tokens, TokenSettings
-    from issuer.users import Users
+async def prepare(env: dict[str, str], count: int, work: Path) -> None:
+    """`count` login states (for /callback/bench) and `count` refresh tokens, made by the
+    issuer's own core with the settings the benchmarked issuer gets."""
+    from issuer.core import Core
+    from issuer.settings import load_settings
 
-    redis = redis_client.connect(redis_url)
+    core = Core(load_settings(environ=env))
+    redis = core.redis
     prelogin = secrets.token_urlsafe(32)
     binding = hashlib.sha256(prelogin.encode()).hexdigest()
     callbacks = []
@@ -77,13 +75,7 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
         await pipe.execute()
     (work / "callbacks.txt").write_text("\n".join(callbacks) + "\n")
 
-    keys = KeyStore(str(work / "keys"))
-    keys.ensure("EdDSA")
-    outbox = Outbox(issuer_url)
-    users, sessions = Users(redis, outbox), Sessions(redis, 3600, outbox)
-    tokens = Tokens(
-        redis, keys, sessions, users, TokenSettings(issuer_url, "authgate", 600, 3600, 5)
-    )
+    users, sessions, tokens = core.users, core.sessions, core.tokens
     from issuer.providers import Identity
 
     user, _ = await users.upsert(Identity("bench", "refresher", "r@bench.test", True, "R"))
@@ -94,7 +86,7 @@ async def prepare(redis_url: str, count: int, work: Path, issuer_url: str) -> No
         pair = await tokens.issue(user, session, "bench")
         lines.append(f"/token\t\tgrant_type=refresh_token&refresh_token={pair['refresh_token']}")
     (work / "refreshes.txt").write_text("\n".join(lines) + "\n")
-    await redis.aclose()
+    await core.close()
 
 
 def main() -> int:
@@ -118,11 +110,11 @@ def run(args: argparse.Namespace) -> None:
         port = free_port()
         count = 4000 * args.duration
         log(f"bench: preparing {count} login states and {count} refresh tokens")
-        asyncio.run(prepare(args.redis_url, count, work, f"http://127.0.0.1:{port}"))
         env = {"AUTHGATE_REDIS_URL": args.redis_url, "AUTHGATE_AMQP_URL": urls["amqp"],
                "AUTHGATE_KEYS_DIR": str(work / "keys"),
                "AUTHGATE_PUBLIC_URL": f"http://127.0.0.1:{port}", "AUTHGATE_LOG_LEVEL": "WARNING",
                "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1"}  # fmt: skip
+        asyncio.run(prepare(env, count, work))
         results = {}
         targets = [
             (

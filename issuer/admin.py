@@ -101,7 +101,8 @@ async def set_roles(request: Request) -> Response:
     app = issuer(request)
     await app.users.set_roles(user.id, frozenset(roles), actor=caller.user.id)
     updated = await app.users.get(user.id)
-    assert updated is not None
+    if updated is None:  # deleted meanwhile
+        raise NotFound("no such user")
     await app.sessions.update_all(updated)
     log.info("admin %s set roles of %s: %s", caller.user.id, user.id, " ".join(sorted(roles)))
     return no_store(JSONResponse(updated.public()))
@@ -122,7 +123,8 @@ async def _set_status(request: Request, status: str) -> Response:
     ended = await app.set_status(user, status, actor=caller.user.id)
     log.info("admin %s set %s %s (%d session(s) ended)", caller.user.id, user.id, status, ended)
     refreshed = await app.users.get(user.id)
-    assert refreshed is not None
+    if refreshed is None:  # deleted meanwhile
+        raise NotFound("no such user")
     return no_store(JSONResponse(refreshed.public()))
 
 

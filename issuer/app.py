@@ -16,26 +16,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from authgate import redis_client, serving
+from authgate import serving
 from authgate.contract import JWKS_PATH
-from authgate.tokens import TokenVerifier
 
 from . import admin, api, local, login
 from .body_limit import BodyLimit
+from .core import Core
 from .devices import DeviceCookies, load_secret
 from .errors import IssuerError, Unavailable
 from .inbound import LifecycleConsumer
-from .keys import KeyStore
-from .outbox import Outbox
 from .providers import Provider, build
 from .ratelimit import RateLimiter
 from .relay import Relay
 from .security_headers import SecurityHeaders, content_security_policy
-from .sessions import Sessions
 from .settings import Settings, load_settings
 from .throttle import Throttle
-from .tokens import Tokens, TokenSettings
-from .users import SUSPENDED, User, Users
+from .users import SUSPENDED
 from .web import error_response, problem_response
 
 log = logging.getLogger("authgate.issuer")
@@ -44,30 +40,11 @@ log = logging.getLogger("authgate.issuer")
 BROWSER_PATHS = ("/login", "/callback/", "/register", "/link/")
 
 
-class Issuer:
-    """Everything a request handler needs, built once from the settings."""
+class Issuer(Core):
+    """Everything a request handler needs: the core, and the parts that serve HTTP."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.redis = redis_client.connect(settings.redis_url)
-        self.keys = KeyStore(settings.keys_dir)
-        self.keys.ensure(settings.signing_algorithm)
-        self.outbox = Outbox(settings.public_url)
-        self.users = Users(self.redis, self.outbox)
-        self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
-        self.tokens = Tokens(
-            self.redis, self.keys, self.sessions, self.users,
-            TokenSettings(
-                issuer=settings.public_url, audience=settings.audience,
-                access_ttl=settings.access_token_ttl, refresh_idle_ttl=settings.refresh_idle_ttl,
-                refresh_grace=settings.refresh_grace,
-            ),
-        )  # fmt: skip
-        # The issuer checks tokens exactly as a verifier does (one verification path).
-        self.token_verifier = TokenVerifier(
-            self.keys, issuer=settings.public_url, audience=settings.audience,
-            algorithms=frozenset({"EdDSA", "ES256"}), leeway=30, cache_size=0,
-        )  # fmt: skip
+        super().__init__(settings)
         self.limiter = RateLimiter(self.redis)
         device_secret = load_secret(settings.keys_dir)
         self.throttle = Throttle(self.redis, secret=device_secret)
@@ -94,16 +71,6 @@ class Issuer:
                 routing_keys=settings.inbound_routing_keys, queue=settings.inbound_queue,
                 delivery_limit=settings.inbound_delivery_limit, act=self.lifecycle,
             )  # fmt: skip
-
-    async def delete_user(self, user: User, actor: str) -> None:
-        """Sessions first (verifiers refuse at once), then the user."""
-        await self.sessions.end_all(user.id, "user_deleted")
-        await self.users.delete(user, actor)
-
-    async def set_status(self, user: User, status: str, actor: str) -> int:
-        """Suspend (every session ends at once) or reactivate; the sessions ended."""
-        await self.users.set_status(user.id, status, actor)
-        return await self.sessions.end_all(user.id, "user_suspended") if status == SUSPENDED else 0
 
     async def lifecycle(self, action: str, uid: str, event_id: str) -> bool:
         """An inbound lifecycle event's effect, as the admin action would have it."""
@@ -132,11 +99,12 @@ class Issuer:
 
     async def close(self) -> None:
         await self.http.aclose()
-        await self.redis.aclose()
+        await super().close()
 
 
 async def _issuer_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, IssuerError)
+    if not isinstance(exc, IssuerError):  # registered for IssuerError only
+        raise exc
     return render_error(request.url.path, exc)
 
 

@@ -112,16 +112,11 @@ def list_keys(settings: Settings) -> None:
 
 async def promote(settings: Settings, ref: str) -> int:
     """Bootstrap an admin: the user must have signed in once."""
+    from .core import Core
 
-    from .outbox import Outbox
-    from .sessions import Sessions
-    from .users import Users
-
-    client = redis_client.connect(settings.redis_url)
+    core = Core(settings)
     try:
-        outbox = Outbox(settings.public_url)
-        users = Users(client, outbox)
-        found = await users.find(ref)
+        found = await core.users.find(ref)
         if len(found) != 1:
             what = (
                 "no user" if not found else f"{len(found)} users ({', '.join(u.id for u in found)})"
@@ -129,14 +124,14 @@ async def promote(settings: Settings, ref: str) -> int:
             print(f"authgate-issuer: {what} match {ref!r}; give a user id", file=sys.stderr)
             return 1
         user = found[0]
-        await users.set_roles(user.id, user.roles | {"admin"}, actor="cli")
-        updated = await users.get(user.id)
+        await core.users.set_roles(user.id, user.roles | {"admin"}, actor="cli")
+        updated = await core.users.get(user.id)
         if updated is not None:
-            await Sessions(client, settings.session_ttl, outbox).update_all(updated)
+            await core.sessions.update_all(updated)
         print(f"{user.id} ({user.email or user.name}) now has the admin role")
         return 0
     finally:
-        await client.aclose()
+        await core.close()
 
 
 def run_relay(settings: Settings) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from .errors import Conflict
 from .outbox import PLATFORM_CONNECTED, STREAM, USER_CREATED, USER_DELETED, USER_UPDATED, Outbox
 from .providers import Identity
 
@@ -218,7 +219,8 @@ class Users:
             self._outbox.queue(pipe, USER_CREATED, uid, data)
             await pipe.execute()
         user = await self.get(uid)
-        assert user is not None
+        if user is None:  # deleted in the moment since it was written
+            raise Conflict("the account was removed as it was being created")
         return user
 
     async def local_owner(self, email: str) -> str | None:

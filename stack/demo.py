@@ -21,8 +21,6 @@ from pathlib import Path
 
 import httpx
 
-from authgate import redis_client
-
 from . import services
 from .nginx import NGINX_DIR, Nginx
 from .processes import Child, StartFailed, free_port, listening, run_stoppable
@@ -74,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             "AUTHGATE_LOGIN_URL": f"{issuer}/login",
             "AUTHGATE_SESSION_COOKIE": "authgate_session",
         }
-        tokens = asyncio.run(_demo_users(urls["redis"], issuer, RUNTIME / "issuer-keys"))
+        tokens = asyncio.run(_demo_users(issuer_env))
         _start(stack, "issuer", port["issuer"], issuer_env)
         _start(stack, "verifier", port["verifier"], verifier_env)
         nginx = Nginx(
@@ -163,40 +161,30 @@ def _browser_sign_up(base: str) -> int:
         return login.status_code if str(login.url).startswith(base) else 0
 
 
-async def _demo_users(redis_url: str, issuer: str, keys_dir: Path) -> dict[str, tuple[str, str]]:
+async def _demo_users(issuer_env: dict[str, str]) -> dict[str, tuple[str, str]]:
     """alice and bob as issuer users with a session each; name → (access token, sid)."""
-    from issuer.keys import KeyStore
-    from issuer.outbox import Outbox
+    from issuer.core import Core
     from issuer.providers import Identity
-    from issuer.sessions import Sessions
-    from issuer.tokens import Tokens, TokenSettings
-    from issuer.users import Users
+    from issuer.settings import load_settings
 
-    client = redis_client.connect(redis_url)
-    keys = KeyStore(str(keys_dir))
-    keys.ensure("EdDSA")
-    outbox = Outbox(issuer)
-    users, sessions = Users(client, outbox), Sessions(client, DEMO_LIFETIME, outbox)
-    tokens = Tokens(
-        client, keys, sessions, users, TokenSettings(issuer, AUDIENCE, DEMO_LIFETIME, 3600, 5)
-    )
+    core = Core(load_settings(environ=issuer_env))
     made = {}
     try:
         for name, role in DEMO_USERS.items():
-            user, _ = await users.upsert(
+            user, _ = await core.users.upsert(
                 Identity("demo", name, f"{name}@example.test", True, name.title())
             )
-            await users.set_roles(user.id, frozenset({role}), actor="demo")
-            user = await users.get(user.id) or user
-            session = await sessions.create(user, "demo")
+            await core.users.set_roles(user.id, frozenset({role}), actor="demo")
+            user = await core.users.get(user.id) or user
+            session = await core.sessions.create(user, "demo")
             if session is None:
                 raise RuntimeError(f"demo user {name} is not active")
             made[name] = (
-                tokens.access_token(user, session.sid, "demo", "", DEMO_LIFETIME),
+                core.tokens.access_token(user, session.sid, "demo", "", DEMO_LIFETIME),
                 session.sid,
             )
     finally:
-        await client.aclose()
+        await core.close()
     return made
 
 
