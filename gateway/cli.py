@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from authgate import serving
+from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 from gateway import admin, declarative
 from gateway.body import DEFAULT_CLIENT_MAX_BODY_SIZE, parse_size
@@ -164,11 +165,11 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    level = getattr(logging, str(args.log_level).upper(), None)
-    if not isinstance(level, int):
+    level = str(args.log_level).upper()
+    if not isinstance(getattr(logging, level, None), int):
         print(f"authgate-gateway: unknown log level {args.log_level!r}", file=sys.stderr)
         sys.exit(1)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     try:
         code = run(args)
     except (declarative.DeclarativeError, admin.AdminError, PluginError) as exc:

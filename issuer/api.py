@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from authgate.contract import JWKS_PATH
 
 from .errors import InvalidRequest, InvalidScope, UnsupportedGrantType
-from .outbox import STREAM, UNROUTABLE
+from .outbox import backlog
 from .redirects import safe_return_url
 from .sessions import LOGOUT
 from .signing import jwks
@@ -116,7 +116,6 @@ async def openid_configuration(request: Request) -> Response:
         "userinfo_endpoint": f"{base}/me",
         "grant_types_supported": ["refresh_token", SESSION_GRANT],
         "token_endpoint_auth_methods_supported": ["none"],
-        "id_token_signing_alg_values_supported": ["EdDSA", "ES256"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
     })  # fmt: skip
@@ -156,11 +155,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def _backlog(request: Request) -> dict[str, int]:
-    async with issuer(request).redis.pipeline(transaction=False) as pipe:
-        pipe.xlen(STREAM)
-        pipe.xlen(UNROUTABLE)
-        waiting, unroutable = await pipe.execute()
-    return {"waiting": int(waiting), "unroutable": int(unroutable)}
+    return await backlog(issuer(request).redis)
 
 
 async def metrics(request: Request) -> Response:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from authgate import serving
 from authgate.contract import JWKS_PATH
+from authgate.logs import configure_logging
 
 from . import admin, api, local, login
 from .body_limit import BodyLimit
@@ -182,8 +183,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
 def create_app_from_env() -> Starlette:
     """Factory for uvicorn: settings from the environment."""
-    from .cli import configure_logging
-
     settings = load_settings()
     configure_logging(settings.log_level)
     serving.configure(settings.header_timeout, settings.body_timeout)

@@ -14,6 +14,7 @@ import uvicorn
 
 from authgate import redis_client
 from authgate.config import ConfigError, redact_url, to_environ
+from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 
 from .settings import OPTIONS, Settings, load_settings
@@ -159,8 +160,3 @@ def run_relay(settings: Settings) -> int:
 
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("authgate").setLevel(level)

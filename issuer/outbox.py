@@ -71,3 +71,12 @@ class Outbox:
     ) -> None:
         """An event that reports no change of state (a failed login)."""
         await redis.xadd(STREAM, self.event(kind, subject, data))
+
+
+async def backlog(redis: aioredis.Redis) -> dict[str, int]:
+    """Entries waiting (not yet confirmed by RabbitMQ), and those kept as unroutable."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(STREAM)
+        pipe.xlen(UNROUTABLE)
+        waiting, unroutable = await pipe.execute()
+    return {"waiting": int(waiting), "unroutable": int(unroutable)}

@@ -49,7 +49,6 @@ class Relay:
         self._batch = batch
         self.connected = False
         self.published = 0
-        self.unroutable = 0
         self.last_error: str | None = None
         self._last_claim = 0.0
 
@@ -59,14 +58,6 @@ class Relay:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-
-    async def backlog(self) -> dict[str, int]:
-        """Entries waiting (not yet confirmed by RabbitMQ), and those kept as unroutable."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(STREAM)
-            pipe.xlen(UNROUTABLE)
-            waiting, unroutable = await pipe.execute()
-        return {"waiting": int(waiting), "unroutable": int(unroutable)}
 
     async def run(self) -> None:
         """Publish forever, reconnecting with backoff; cancel to stop."""
@@ -138,7 +129,6 @@ class Relay:
             for (entry_id, fields), outcome in zip(entries, outcomes, strict=True):
                 if outcome == "unroutable":
                     pipe.xadd(UNROUTABLE, fields)
-                    self.unroutable += 1
                 elif isinstance(outcome, BaseException):
                     failure = failure or outcome
                     continue

@@ -391,6 +391,8 @@ def test_discovery(social: Social) -> None:
     document = httpx.get(f"{social.issuer.url}/.well-known/openid-configuration").json()
     assert document["issuer"] == social.issuer.url
     assert document["jwks_uri"] == f"{social.issuer.url}/.well-known/jwks.json"
+    # No ID tokens are issued (sign-in sets a session cookie), so none are advertised.
+    assert not any(name.startswith("id_token") for name in document)
 
 
 def _eventually(check: Any, timeout: float = 2.0) -> bool:

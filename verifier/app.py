@@ -25,6 +25,7 @@ from authgate.errors import (
     Unavailable,
 )
 from authgate.jwks import KeySet
+from authgate.logs import configure_logging
 from authgate.paths import normalize_host, normalize_path, unsafe_path
 from authgate.tokens import Claims, TokenVerifier
 
@@ -317,8 +318,3 @@ def create_app() -> VerifierApp:
     configure_logging(settings.log_level)
     serving.configure(settings.header_timeout, settings.body_timeout)
     return VerifierApp(settings)
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("authgate").setLevel(level)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from authgate.config import ConfigError, redact_url, to_environ
+from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 
 from .settings import OPTIONS, load_settings
@@ -26,8 +27,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     # Workers build their own settings from the environment: hand them the flags too.
     os.environ.update(to_environ(OPTIONS, settings))
-    from .app import configure_logging
-
     configure_logging(settings.log_level)
     log.info(
         "verifier on http://%s:%d (%d worker(s)), redis %s, issuer %s",
