@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import yaml
+
 ENV_PREFIX = "AUTHGATE_"
 
 
@@ -210,3 +212,31 @@ def redact_url(value: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def read_yaml(path: str) -> Any:
+    """The YAML document in the file at `path`. Raises ConfigError with one problem that
+    names the file: unreadable, not UTF-8, or not valid YAML."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except OSError as exc:
+        raise ConfigError([f"{path}: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 (byte {exc.start})"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
+
+
+#: Seconds; the deadlines `authgate.serving` enforces, each service's default.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 30.0
+
+#: Options every HTTP service has: read deadlines (`authgate.serving`) and log level.
+SERVICE_OPTIONS: tuple[Option, ...] = (
+    Option("header_timeout", number(0.5, 600), str(int(DEFAULT_HEADER_TIMEOUT)),
+           "a request's headers must arrive within this many seconds, or it is closed"),
+    Option("body_timeout", number(0.5, 600), str(int(DEFAULT_BODY_TIMEOUT)),
+           "a request's body must arrive within this many seconds of its headers"),
+    Option("log_level", log_level, "INFO", "debug, info, warning or error"),
+)  # fmt: skip

@@ -22,9 +22,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-#: Seconds; each service's settings override them at start (`configure`).
-DEFAULT_HEADER_TIMEOUT = 10.0
-DEFAULT_BODY_TIMEOUT = 30.0
+from .config import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
 
 
 class GuardedHttpTools(HttpToolsProtocol):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from authgate import serving
+from authgate.config import DEFAULT_HEADER_TIMEOUT
 from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 from gateway import admin, declarative
@@ -152,7 +153,7 @@ def serve(args: argparse.Namespace, plugins_dir: Path) -> int:
     )
     # Headers within the services' deadline; a body within ten minutes (uploads to a
     # proxy are bigger and slower than a sign-in form), not a byte a second forever.
-    serving.configure(serving.DEFAULT_HEADER_TIMEOUT, body_timeout=600)
+    serving.configure(DEFAULT_HEADER_TIMEOUT, body_timeout=600)
     uvicorn.run(
         app,
         host=args.host,

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from authgate import config
 from authgate.config import ConfigError, Option
-from authgate.serving import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
 
 from .providers import ProviderConfig, ProvidersError, load_providers
 
@@ -82,11 +81,7 @@ OPTIONS: tuple[Option, ...] = (
            "the issuer's quorum queue for them ('' or off: consume nothing)"),
     Option("inbound_delivery_limit", config.integer(1, 1000), "5",
            "failed deliveries a message may be returned for before it is dead-lettered"),
-    Option("header_timeout", config.number(0.5, 600), str(int(DEFAULT_HEADER_TIMEOUT)),
-           "a request's headers must arrive within this many seconds, or it is closed"),
-    Option("body_timeout", config.number(0.5, 600), str(int(DEFAULT_BODY_TIMEOUT)),
-           "a request's body must arrive within this many seconds of its headers"),
-    Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
+    *config.SERVICE_OPTIONS,
 )  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from authgate.config import ConfigError, read_yaml
 
 HTTP_METHOD = re.compile(r"^[A-Z]+$")
 
@@ -116,12 +116,9 @@ class PolicyError(ValueError):
 def load_policy(path: str) -> Policy:
     """Read and compile a rules file, reporting every problem at once."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            document = yaml.safe_load(fh)
-    except OSError as exc:
-        raise PolicyError([f"{path}: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError([f"{path}: not valid YAML: {exc}"]) from exc
+        document = read_yaml(path)
+    except ConfigError as exc:
+        raise PolicyError(exc.problems) from exc
     return compile_policy(document)
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from authgate import config
 from authgate.config import ConfigError, Option
 from authgate.contract import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
-from authgate.serving import DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT
 
 from .policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
@@ -64,11 +63,7 @@ OPTIONS: tuple[Option, ...] = (
            "seconds between routine JWKS refreshes"),
     Option("jwks_kid_interval", config.number(0.1, 3600), "5",
            "an unknown kid triggers at most one JWKS fetch per this many seconds"),
-    Option("header_timeout", config.number(0.5, 600), str(int(DEFAULT_HEADER_TIMEOUT)),
-           "a request's headers must arrive within this many seconds, or it is closed"),
-    Option("body_timeout", config.number(0.5, 600), str(int(DEFAULT_BODY_TIMEOUT)),
-           "a request's body must arrive within this many seconds of its headers"),
-    Option("log_level", config.log_level, "INFO", "debug, info, warning or error"),
+    *config.SERVICE_OPTIONS,
 )  # fmt: skip
 
 
