@@ -3,12 +3,13 @@ stay out of messages and logs."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from contextlib import closing
 from pathlib import Path
 
-from .social import Social
+from .social import Social, browser
 
 
 def run_issuer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,23 +57,44 @@ def test_unknown_command_prints_usage() -> None:
 
 
 def test_no_code_token_or_secret_reaches_the_log(social: Social) -> None:
-    """Run after the other issuer tests in this session: whatever they did, the log holds
-    decisions, never what was exchanged."""
-    from .test_issuer_accounts import signed_in, token_pair
+    """Every kind of secret the issuer handles goes through it here — a provider sign-in
+    (codes, provider tokens), session and refresh tokens, a rotation, a local account's
+    password, a wrong password, logout — and the log holds decisions, never them. (On
+    its own: it used to rely on other modules' tests having run first.)"""
+    from .test_issuer_accounts import _local_form, refresh, signed_in, token_pair
 
     http, profile = signed_in(social)
     with closing(http):
         pair = token_pair(social, http, profile["csrf_token"])
+        rotated = refresh(social, pair["refresh_token"]).json()
         cookie = http.cookies["authgate_session"]
+        logout = http.post(
+            f"{social.issuer.url}/logout", headers={"X-CSRF-Token": profile["csrf_token"]}
+        )
+        assert logout.status_code in (204, 303), logout.text
+    password, wrong = f"pw-{secrets.token_urlsafe(12)}", f"wrong-{secrets.token_urlsafe(12)}"
+    email = f"log{secrets.token_hex(4)}@example.test"
+    with browser() as local:
+        form = _local_form(social, local, email=email, password=password, name="Log Test")
+        assert local.post(f"{social.issuer.url}/register", data=form).status_code == 303
+        form = _local_form(social, local, email=email, password=wrong)
+        assert local.post(f"{social.issuer.url}/login/local", data=form).status_code != 303
+        form = _local_form(social, local, email=email, password=password)
+        assert local.post(f"{social.issuer.url}/login/local", data=form).status_code == 303
     log = social.issuer.log()
     assert "login success" in log
     for secret in (
         pair["access_token"],
         pair["refresh_token"],
+        rotated["access_token"],
+        rotated["refresh_token"],
         cookie,
         profile["csrf_token"],
         "fake-client-secret",
+        password,
+        wrong,
     ):
         assert secret not in log
+    assert social.fake.state.issued, "the provider issued nothing?"
     for grant in social.fake.state.issued:  # provider access tokens and codes
         assert grant not in log and grant.removeprefix("at-") not in log

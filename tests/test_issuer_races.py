@@ -53,11 +53,27 @@ def test_a_role_change_never_brings_an_ended_session_back(redis_url: str) -> Non
 
 
 def test_no_session_for_a_user_suspended_mid_login(redis_url: str) -> None:
+    """The suspension lands inside create's window: after it read the user as active and
+    before its MULTI runs. The WATCH must see it, and create must end with no session."""
+
     async def main() -> None:
         client, users, sessions = _stores(redis_url)
         user, _ = await users.upsert(Identity("race", secrets.token_hex(8), None, False, "R"))
-        # The callback loaded the user as active; the suspension lands before the session.
-        await users.set_status(user.id, SUSPENDED, actor="test")
+        real_hget = Pipeline.hget
+        suspended: list[str | None] = []
+
+        async def suspend_meanwhile(self: Pipeline, name: str, key: str) -> str | None:
+            status: str | None = await real_hget(self, name, key)
+            if not suspended:  # once: right after create saw the user active
+                await users.set_status(user.id, SUSPENDED, actor="test")
+                suspended.append(status)
+            return status
+
+        with mock.patch.object(Pipeline, "hget", suspend_meanwhile):
+            assert await sessions.create(user, "race") is None
+        assert suspended == ["active"], "the suspension did not land inside the window"
+        assert not await client.smembers(f"authgate:user-sessions:{user.id}")
+        # And with the stale, still-active user object alone, no session either.
         assert await sessions.create(user, "race") is None
         await client.aclose()
 

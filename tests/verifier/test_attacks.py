@@ -49,9 +49,10 @@ def corpus(sessions: Sessions, signing_key: SigningKey) -> dict[str, str]:
         "signed by another key under the issuer's kid": mint(other_key, sid, "victim"),
         "ES256 under an EdDSA key's kid": mint(es_key, sid, "victim"),
         "signature stripped": good.rsplit(".", 1)[0] + ".",
+        # Only the signature can catch this one: sub and sid still match the session.
         "payload swapped": good.split(".")[0]
         + "."
-        + b64(json.dumps({**payload, "sub": "admin"}).encode())
+        + b64(json.dumps({**payload, "exp": now + 86400 * 365, "scope": "api:write"}).encode())
         + "."
         + good.split(".")[2],
         "wrong iss": mint(signing_key, sid, "victim", iss="https://evil.test"),
