@@ -265,8 +265,9 @@ def test_body_kong_could_not_buffer_is_413(
     assert counting.count(path) == 0
 
 
-def test_instance_config_reaches_the_plugin(server: PluginServer) -> None:
-    # StartInstance answers with the config Kong sent; a bad one fails at start, loudly.
+def test_a_bad_instance_config_fails_at_start(server: PluginServer) -> None:
+    # A config Kong sends is the plugin's (test_required_and_5xx_release proves a good one
+    # takes effect, on both hosts); a bad one fails StartInstance, loudly.
     with pytest.raises(RuntimeError, match="redis"):
         server.call(
             "plugin.StartInstance",
