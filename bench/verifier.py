@@ -116,85 +116,121 @@ def main() -> int:
     return run_stoppable(lambda: run(args), "bench")
 
 
+@dataclass
+class Setup:
+    """What every target of a run shares: keys, a live session, tokens, nginx's files."""
+
+    work: Path
+    key: SigningKey
+    sid: str
+    fresh: int  # tokens minted for (d)
+    lua: Path  # wrk script sending them
+    verifier_env: dict[str, str]
+    seed_env: dict[str, str]
+
+    def token(self) -> str:
+        return self.key.sign(
+            access_token_claims(issuer=ISSUER, audience=AUDIENCE, sub="bench-user",
+                                sid=self.sid, client_id="bench", lifetime=3600)
+        )  # fmt: skip
+
+    def hot(self) -> list[str]:
+        return ["-H", f"Authorization: Bearer {self.token()}"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    command: Callable[[int], list[str]] | None  # None: nginx answers itself
+    path: str
+    wrk_args: list[str]
+
+
+def prepare(work: Path, redis_url: str, duration: int) -> Setup:
+    work.chmod(0o755)  # nginx workers run unprivileged and must read www/
+    key = SigningKey.generate("EdDSA")
+    (work / "jwks.json").write_text(json.dumps(jwks([key])))
+    sid = new_session_id()
+
+    async def seed_session() -> None:
+        client = redis_client.connect(redis_url)
+        await write_session(
+            client, sid, sub="bench-user", ttl=3600, roles=["admin"], email="b@bench.test"
+        )
+        await client.aclose()
+
+    asyncio.run(seed_session())
+    verifier_env = {"AUTHGATE_ISSUER": ISSUER, "AUTHGATE_AUDIENCE": AUDIENCE,
+                    "AUTHGATE_REDIS_URL": redis_url, "AUTHGATE_JWKS_FILE": str(work / "jwks.json"),
+                    "AUTHGATE_LOG_LEVEL": "WARNING"}  # fmt: skip
+    seed_env = {"SEED_JWKS_FILE": str(work / "jwks.json"), "SEED_ISSUER": ISSUER,
+                "SEED_AUDIENCE": AUDIENCE, "SEED_REDIS_URL": redis_url}  # fmt: skip
+    # (d) needs a token per request: more than wrk can send in the run.
+    setup = Setup(work, key, sid, 6000 * duration, work / "fresh.lua", verifier_env, seed_env)
+    log(f"bench: minting {setup.fresh} tokens for the every-token-new run")
+    tokens = work / "tokens.txt"
+    tokens.write_text("\n".join(setup.token() for _ in range(setup.fresh)) + "\n")
+    setup.lua.write_text(FRESH_TOKENS_LUA.replace("TOKENS_FILE", str(tokens)))
+    www = work / "nginx" / "www"
+    (www / "floor").mkdir(parents=True)
+    (www / "ok.txt").write_text("ok\n")
+    (www / "floor" / "ok.txt").write_text("ok\n")
+    return setup
+
+
+def targets(setup: Setup, chosen: str) -> list[Target]:
+    def uvicorn(app: str) -> Callable[[int], list[str]]:
+        return lambda port: [str(BIN / "uvicorn"), app, "--app-dir", str(HERE.parent),
+                             "--port", str(port), *UVICORN_FLAGS]  # fmt: skip
+
+    def verifier(port: int) -> list[str]:
+        return [str(BIN / "authgate-verifier"), "--port", str(port)]
+
+    hot = setup.hot()
+    every = [
+        Target("a nginx floor (return 204)", None, "/floor/ok.txt", hot),
+        Target("b raw ASGI 204 (uvicorn)", uvicorn("bench.raw_asgi:app"), "/ok.txt", hot),
+        Target("c verifier, hot path", verifier, "/ok.txt", hot),
+        Target("d verifier, every token new", verifier, "/ok.txt", ["-s", str(setup.lua)]),
+        Target("e seed: framework + PyJWT + Redis", uvicorn("bench.seed_verifier:app"),
+               "/ok.txt", hot),
+    ]  # fmt: skip
+    return [t for t in every if t.name[0] in chosen]
+
+
+def measure(setup: Setup, target: Target, args: argparse.Namespace, pin: bool) -> Result:
+    """One target behind a fresh nginx: preflight, warm-up, then wrk."""
+    port, nginx_port = free_port(), free_port()
+    addresses = {"AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
+                 "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
+    nginx = Nginx(setup.work / "nginx", HERE / "nginx.conf.template", addresses)
+    env = setup.seed_env if target.name.startswith("e") else setup.verifier_env
+    argv = None
+    if target.command is not None:
+        argv = (["taskset", "-c", "1"] if pin else []) + target.command(port)
+    with process(argv, port, env) if argv else _nothing():
+        nginx.start(nginx_port)
+        try:
+            url = f"http://127.0.0.1:{nginx_port}{target.path}"
+            preflight(url, setup.token(), target.name, setup.work)
+            # Warm-up: fill caches and keep-alive pools before measuring.
+            warm = ["wrk", "-t1", "-c8", "-d1s", *setup.hot(), url]
+            subprocess.run(warm, capture_output=True, check=True)
+            rps, p99, requests, bad = wrk(url, args, target.wrk_args)
+        finally:
+            nginx.stop()
+    if target.name.startswith("d") and requests > setup.fresh:
+        log(f"bench: note: (d) sent {requests} requests for {setup.fresh} tokens")
+    return Result(target.name, rps, p99, requests, bad)
+
+
 def run(args: argparse.Namespace) -> None:
     with (
         services.running(args, "redis") as urls,
         tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp,
     ):
-        args.redis_url = urls["redis"]
-        work = Path(tmp)
-        work.chmod(0o755)  # nginx workers run unprivileged and must read www/
-        key = SigningKey.generate("EdDSA")
-        (work / "jwks.json").write_text(json.dumps(jwks([key])))
-        sid = new_session_id()
-
-        async def seed_session() -> None:
-            client = redis_client.connect(args.redis_url)
-            await write_session(
-                client, sid, sub="bench-user", ttl=3600, roles=["admin"], email="b@bench.test"
-            )
-            await client.aclose()
-
-        asyncio.run(seed_session())
-
-        def token() -> str:
-            return key.sign(
-                access_token_claims(
-                    issuer=ISSUER,
-                    audience=AUDIENCE,
-                    sub="bench-user",
-                    sid=sid,
-                    client_id="bench",
-                    lifetime=3600,
-                )
-            )
-
-        # (d) needs a token per request: more than wrk can send in the run.
-        fresh = 6000 * args.duration
-        log(f"bench: minting {fresh} tokens for the every-token-new run")
-        (work / "tokens.txt").write_text("\n".join(token() for _ in range(fresh)) + "\n")
-        lua = work / "fresh.lua"
-        lua.write_text(FRESH_TOKENS_LUA.replace("TOKENS_FILE", str(work / "tokens.txt")))
-        hot = ["-H", f"Authorization: Bearer {token()}"]
-        www = work / "nginx" / "www"
-        (www / "floor").mkdir(parents=True)
-        (www / "ok.txt").write_text("ok\n")
-        (www / "floor" / "ok.txt").write_text("ok\n")
-
-        verifier_env = {
-            "AUTHGATE_ISSUER": ISSUER,
-            "AUTHGATE_AUDIENCE": AUDIENCE,
-            "AUTHGATE_REDIS_URL": args.redis_url,
-            "AUTHGATE_JWKS_FILE": str(work / "jwks.json"),
-            "AUTHGATE_LOG_LEVEL": "WARNING",
-        }
-        seed_env = {"SEED_JWKS_FILE": str(work / "jwks.json"), "SEED_ISSUER": ISSUER,
-                    "SEED_AUDIENCE": AUDIENCE, "SEED_REDIS_URL": args.redis_url}  # fmt: skip
-
-        def uvicorn(app: str, port: int) -> list[str]:
-            return [
-                str(BIN / "uvicorn"),
-                app,
-                "--app-dir",
-                str(HERE.parent),
-                "--port",
-                str(port),
-                *UVICORN_FLAGS,
-            ]
-
-        def verifier(port: int) -> list[str]:
-            return [str(BIN / "authgate-verifier"), "--port", str(port)]
-
-        targets = [
-            ("a nginx floor (return 204)", None, "/floor/ok.txt", hot),
-            ("b raw ASGI 204 (uvicorn)", lambda p: uvicorn("bench.raw_asgi:app", p),
-             "/ok.txt", hot),
-            ("c verifier, hot path", verifier, "/ok.txt", hot),
-            ("d verifier, every token new", verifier, "/ok.txt", ["-s", str(lua)]),
-            ("e seed: framework + PyJWT + Redis", lambda p: uvicorn("bench.seed_verifier:app", p),
-             "/ok.txt", hot),
-        ]  # fmt: skip
-        targets = [t for t in targets if t[0][0] in args.targets]
+        setup = prepare(Path(tmp), urls["redis"], args.duration)
+        chosen = targets(setup, args.targets)
         # --pin: the target alone on core 1, nginx and wrk on core 0, so that the target's
         # own cost decides its throughput. Off by default: nginx, the verifier and the
         # load generator sharing the cores is how one machine runs them.
@@ -203,31 +239,10 @@ def run(args: argparse.Namespace) -> None:
             os.sched_setaffinity(0, {0})  # this process, hence nginx and wrk
         rounds: list[list[Result]] = []
         for round_no in range(1, args.rounds + 1):
-            results: list[Result] = []
-            for name, command, path, extra in targets:
-                port, nginx_port = free_port(), free_port()
-                addresses = {
-                    "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
-                    "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port}",
-                }
-                nginx = Nginx(work / "nginx", HERE / "nginx.conf.template", addresses)
-                env = seed_env if name.startswith("e") else verifier_env
-                argv = (["taskset", "-c", "1"] if pin else []) + command(port) if command else None
-                with process(argv, port, env) if argv else _nothing():
-                    nginx.start(nginx_port)
-                    try:
-                        url = f"http://127.0.0.1:{nginx_port}{path}"
-                        preflight(url, token(), name, work)
-                        # Warm-up: fill caches and keep-alive pools before measuring.
-                        warm = ["wrk", "-t1", "-c8", "-d1s", *hot, url]
-                        subprocess.run(warm, capture_output=True, check=True)
-                        log(f"bench: round {round_no}/{args.rounds}: {name} ...")
-                        rps, p99, requests, bad = wrk(url, args, extra)
-                    finally:
-                        nginx.stop()
-                results.append(Result(name, rps, p99, requests, bad))
-                if name.startswith("d") and requests > fresh:
-                    log(f"bench: note: (d) sent {requests} requests for {fresh} tokens")
+            results = []
+            for target in chosen:
+                log(f"bench: round {round_no}/{args.rounds}: {target.name} ...")
+                results.append(measure(setup, target, args, pin))
             rounds.append(results)
         report(rounds, args, pin)
 
