@@ -19,6 +19,7 @@ from issuer.api import SESSION_GRANT
 from issuer.keys import KeyStore
 
 from .harness import VerifierProcess, verifier_env
+from .polling import poll, wait_until
 from .social import APP, GITHUB_USER, KAKAO_USER, Social, browser, login, me
 
 
@@ -200,11 +201,10 @@ def test_admin_api(social: Social, verifier_of_issuer: VerifierProcess) -> None:
             headers=csrf,
         )
         assert changed.status_code == 200 and changed.json()["roles"] == ["editor"]
-        assert _eventually(
-            lambda: (
-                verify(verifier_of_issuer, session_token).headers.get("x-auth-roles") == "editor"
-            )
-        )
+        wait_until(
+            lambda: verify(verifier_of_issuer, session_token).headers.get("x-auth-roles") == "editor",
+            2, "the role change never reached the verifier",
+        )  # fmt: skip
         # No CSRF token, no change.
         assert (
             admin_http.put(
@@ -380,8 +380,8 @@ def test_keys_rotate_cli_and_jwks(social: Social) -> None:
     result = social.issuer.cli("keys", "rotate")
     assert result.returncode == 0, result.stderr
     assert "published now" in result.stdout
-    after = _eventually_value(lambda: httpx.get(f"{social.issuer.url}/.well-known/jwks.json").json()["keys"],
-                              lambda keys: len(keys) == len(before) + 1)  # fmt: skip
+    after = poll(lambda: httpx.get(f"{social.issuer.url}/.well-known/jwks.json").json()["keys"],
+                 lambda keys: len(keys) == len(before) + 1, 5, "the new key was never published")  # fmt: skip
     assert all(k["use"] == "sig" and k["alg"] in ("EdDSA", "ES256") and "d" not in k for k in after)
     listing = social.issuer.cli("keys", "list")
     assert listing.returncode == 0 and len(listing.stdout.strip().splitlines()) == len(after)
@@ -393,21 +393,3 @@ def test_discovery(social: Social) -> None:
     assert document["jwks_uri"] == f"{social.issuer.url}/.well-known/jwks.json"
     # No ID tokens are issued (sign-in sets a session cookie), so none are advertised.
     assert not any(name.startswith("id_token") for name in document)
-
-
-def _eventually(check: Any, timeout: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def _eventually_value(read: Any, good: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if good(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.02)

@@ -35,6 +35,7 @@ from .amqp import (
 from .fake_providers import FakeProvider
 from .harness import TcpProxy
 from .identity import IssuerProcess, social_providers_yaml
+from .polling import poll, wait_until
 from .social import APP, CLIENT_ID, GITHUB_USER, KAKAO_USER, SECRET, Social, browser, login, me
 
 #: A Redis database of their own: other issuers in the session run relays on db 0.
@@ -101,16 +102,18 @@ def events(
 
 
 def _wait_ready(issuer_url: str, check: Any, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The issuer's /readyz body, once `check` holds for it."""
+
+    def read() -> dict[str, Any] | None:
         try:
             body: dict[str, Any] = httpx.get(f"{issuer_url}/readyz").json()
-            if check(body):
-                return body
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "issuer never got there"
-        time.sleep(0.05)
+            return None
+        return body
+
+    body = poll(read, lambda b: b is not None and check(b), timeout, "issuer never got there")
+    assert body is not None
+    return body
 
 
 def of(received: list[Received], subject: str) -> list[str]:
@@ -342,11 +345,11 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
     command = [str(Path(sys.executable).parent / "authgate-issuer"), "events", "relay"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
-        while not client.exists(STREAM) or not client.xinfo_groups(STREAM):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.5)  # let it connect; the pending check below is what matters
+        # Connected and reading: a consumer appears in the group at its first XREADGROUP,
+        # which the relay makes only once its channel and exchange are ready.
+        wait_until(lambda: client.exists(STREAM) and client.xinfo_groups(STREAM)
+                   and client.xinfo_consumers(STREAM, "relay"), 15,
+                   "the relay never started reading", interval=0.05)  # fmt: skip
         proxy.pause()  # from here on, publishes are sent and never confirmed
         from issuer.outbox import Outbox
 
@@ -358,10 +361,8 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
                     STREAM, outbox.event("user.updated", subject, {"user_id": subject, "n": n})
                 )
             pipe.execute()
-        deadline = time.monotonic() + 15
-        while client.xpending(STREAM, "relay")["pending"] < 10:  # read, in flight, unconfirmed
-            assert time.monotonic() < deadline, client.xpending(STREAM, "relay")
-            time.sleep(0.05)
+        wait_until(lambda: client.xpending(STREAM, "relay")["pending"] >= 10, 15,  # in flight
+                   lambda: str(client.xpending(STREAM, "relay")), interval=0.05)  # fmt: skip
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         proxy.restore()
@@ -377,10 +378,9 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
                 {e.event["data"]["n"] for e in received if e.event["subject"] == subject}
             )
             assert numbers == list(range(10))
-            deadline = time.monotonic() + 10
-            while client.xlen(STREAM) or client.xpending(STREAM, "relay")["pending"]:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until(lambda: not client.xlen(STREAM)
+                       and not client.xpending(STREAM, "relay")["pending"], 10,
+                       "the outbox was not emptied", interval=0.05)  # fmt: skip
         finally:
             second.terminate()
             second.wait(timeout=10)
@@ -408,10 +408,8 @@ def test_lifecycle_events_are_consumed_idempotently(events: Events) -> None:
                 suspended,
                 message_id=event_id,
             )
-        deadline = time.monotonic() + 10
-        while http.get(f"{social.issuer.url}/me").status_code != 401:  # the session ended at once
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: http.get(f"{social.issuer.url}/me").status_code == 401, 10,
+                   "the session did not end")  # fmt: skip
     received = events.sink.wait_for(lambda r: "session.revoked" in of(r, uid))
     time.sleep(0.3)  # a second (wrongly processed) copy would have produced its events by now
     assert of(events.sink.events(), uid).count("user.updated") == 1
@@ -439,10 +437,8 @@ def test_poison_message_is_dead_lettered_without_blocking(events: Events) -> Non
         publish(events.amqp_url, events.names["inbound"], "user.deleted", deleted)
         events.sink.wait_for(lambda r: "user.deleted" in of(r, uid))  # the good one went through
         assert http.get(f"{social.issuer.url}/me").status_code == 401
-    deadline = time.monotonic() + 15
-    while queue_depth(events.amqp_url, events.names["queue"] + ".dlq") < 1:
-        assert time.monotonic() < deadline, "poison message never dead-lettered"
-        time.sleep(0.1)
+    wait_until(lambda: queue_depth(events.amqp_url, events.names["queue"] + ".dlq") >= 1, 15,
+               "poison message never dead-lettered", interval=0.1)  # fmt: skip
     assert queue_depth(events.amqp_url, events.names["queue"]) == 0
     # A delivery limit of 2 allows two returns: the third failed delivery dead-letters it.
     assert (
@@ -489,10 +485,8 @@ def test_inbound_body_claiming_another_action_than_its_routing_key_is_refused(
         publish(
             events.amqp_url, events.names["inbound"], "user.suspended", forged
         )  # bound as a suspension
-        deadline = time.monotonic() + 15
-        while queue_depth(events.amqp_url, events.names["queue"] + ".dlq") <= before:
-            assert time.monotonic() < deadline, "the forged message was not refused"
-            time.sleep(0.1)
+        wait_until(lambda: queue_depth(events.amqp_url, events.names["queue"] + ".dlq") > before,
+                   15, "the forged message was not refused", interval=0.1)  # fmt: skip
         assert (
             http.get(f"{social.issuer.url}/me").status_code == 200
         )  # neither deleted nor suspended
