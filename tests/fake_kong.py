@@ -86,6 +86,9 @@ def export(doc: dict[str, Any]) -> str:
 
 
 class FakeKong(_Server):
+    """Kong's Admin API (DB-less) for the few calls authgate-gateway makes, in Kong's
+    documented shapes: `GET /`, `/status`, `/config`, and `POST /config`."""
+
     def __init__(
         self, enabled_plugins: tuple[str, ...] = ("idempotency",), token: str = ""
     ) -> None:
@@ -107,72 +110,64 @@ class FakeKong(_Server):
                 self.end_headers()
                 self.wfile.write(data)
 
-            def authorized(self) -> bool:
-                if outer.token and self.headers.get("Kong-Admin-Token") != outer.token:
-                    self.answer(
-                        401, {"message": "Invalid credentials. Token or User credentials required"}
-                    )
-                    return False
-                return True
-
             def do_GET(self) -> None:
-                if not self.authorized():
-                    return
-                path = urlsplit(self.path).path
-                if path == "/":
-                    self.answer(
-                        200,
-                        {"tagline": "Welcome to kong", "version": "3.9.1", "edition": "community"},
-                    )
-                elif path == "/status":
-                    server = {
-                        "connections_accepted": 1,
-                        "connections_active": 1,
-                        "total_requests": 1,
-                    }
-                    self.answer(
-                        200, {"server": server, "memory": {}, "configuration_hash": outer.hash}
-                    )
-                elif path == "/config":
-                    self.answer(200, {"config": outer.config})
-                else:
-                    self.answer(404, {"message": "Not found"})
+                self.answer(*outer.get(self.headers.get("Kong-Admin-Token"), self.path))
 
             def do_POST(self) -> None:
-                if not self.authorized():
-                    return
-                url = urlsplit(self.path)
-                if url.path != "/config":
-                    self.answer(404, {"message": "Not found"})
-                    return
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                text = json.loads(raw)["config"]
-                outer.posts.append({"query": query, "text": text})
-                digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-                if query.get("check_hash") == "1" and digest == outer.hash:
-                    self.answer(304)
-                    return
-                doc = yaml.safe_load(text)
-                flattened = outer.check(doc)
-                if flattened:
-                    body: dict[str, Any] = {
-                        "code": 14,
-                        "name": "invalid declarative configuration",
-                        "message": "declarative config is invalid: {}",
-                        "fields": {},
-                    }
-                    if query.get("flatten_errors", "").lower() in ("1", "true", "on", "yes"):
-                        body["flattened_errors"] = flattened
-                    self.answer(400, body)
-                    return
-                outer.hash, outer.config = digest, export(doc)
-                self.answer(201, {"services": {}, "routes": {}})
+                self.answer(*outer.post(self.headers.get("Kong-Admin-Token"), self.path, raw))
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         super().__init__(Handler)
+
+    def _refused(self, token: str | None) -> tuple[int, Any] | None:
+        if self.token and token != self.token:
+            return 401, {"message": "Invalid credentials. Token or User credentials required"}
+        return None
+
+    def get(self, token: str | None, target: str) -> tuple[int, Any]:
+        refused = self._refused(token)
+        if refused:
+            return refused
+        path = urlsplit(target).path
+        if path == "/":
+            return 200, {"tagline": "Welcome to kong", "version": "3.9.1", "edition": "community"}
+        if path == "/status":
+            server = {"connections_accepted": 1, "connections_active": 1, "total_requests": 1}
+            return 200, {"server": server, "memory": {}, "configuration_hash": self.hash}
+        if path == "/config":
+            return 200, {"config": self.config}
+        return 404, {"message": "Not found"}
+
+    def post(self, token: str | None, target: str, raw: bytes) -> tuple[int, Any]:
+        refused = self._refused(token)
+        if refused:
+            return refused
+        url = urlsplit(target)
+        if url.path != "/config":
+            return 404, {"message": "Not found"}
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        text = json.loads(raw)["config"]
+        self.posts.append({"query": query, "text": text})
+        digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+        if query.get("check_hash") == "1" and digest == self.hash:
+            return 304, None
+        doc = yaml.safe_load(text)
+        flattened = self.check(doc)
+        if flattened:
+            body: dict[str, Any] = {
+                "code": 14,
+                "name": "invalid declarative configuration",
+                "message": "declarative config is invalid: {}",
+                "fields": {},
+            }
+            if query.get("flatten_errors", "").lower() in ("1", "true", "on", "yes"):
+                body["flattened_errors"] = flattened
+            return 400, body
+        self.hash, self.config = digest, export(doc)
+        return 201, {"services": {}, "routes": {}}
 
     def check(self, doc: dict[str, Any]) -> list[dict[str, Any]]:
         errors = []
