@@ -127,109 +127,22 @@ def kakao(kakao_id: int | None = None) -> dict[str, Any]:
 
 
 def test_every_action_emits_exactly_its_event(events: Events) -> None:
+    """Sign-up, linking, a token pair and its refresh token reused, a second login, a
+    logout and a failed login: each emits its event, in order, carrying no secret."""
     social, sink = events.social, events.sink
-    secrets_seen: list[str] = []
     with browser() as http:
         assert login(social, http, "kakao", kakao()).status_code == 303
         profile = me(social, http)
         uid = profile["id"]
         received = sink.wait_for(lambda r: len(of(r, uid)) >= 2)
         assert of(received, uid) == ["user.created", "user.login.succeeded"]
-        created = next(
-            r for r in received if r.routing_key == "user.created" and r.event["subject"] == uid
-        )
-        event = created.event
-        assert set(event) == {
-            "specversion",
-            "id",
-            "source",
-            "type",
-            "time",
-            "subject",
-            "datacontenttype",
-            "data",
-        }
-        assert (
-            event["specversion"] == "1.0"
-            and event["type"] == "user.created"
-            and event["source"] == social.issuer.url
-        )
-        assert event["data"] == {
-            "user_id": uid,
-            "provider": "kakao",
-            "email": "gildong@kakao.test",
-            "name": "홍길동",
-        }
-        assert created.message_id == event["id"] and created.delivery_mode == 2
-        assert created.content_type and created.content_type.startswith(
-            "application/cloudevents+json"
-        )
-        # Linking a GitHub account to this user.
-        csrf = profile["csrf_token"]
-        linked = http.post(
-            f"{social.issuer.url}/link/github", data={"csrf_token": csrf, "rd": f"{APP}/settings"}
-        )
-        assert linked.status_code == 303
-        github = {
-            "user": {**GITHUB_USER["user"], "id": secrets.randbelow(10**9)},
-            "emails": GITHUB_USER["emails"],
-        }
-        code = social.fake.grant(linked.headers["location"], github)
-        state = linked.headers["location"].split("state=")[1].split("&")[0]
-        back = http.get(
-            f"{social.issuer.url}/callback/github", params={"code": code, "state": state}
-        )
-        assert back.status_code == 303 and back.headers["location"] == f"{APP}/settings"
-        assert me(social, http)["identities"] == [
-            f"kakao:{profile['identities'][0].split(':')[1]}",
-            f"github:{github['user']['id']}",
-        ]
-        # An API token pair, then its refresh token reused: the session is revoked.
-        pair = http.post(
-            f"{social.issuer.url}/token",
-            data={"grant_type": SESSION_GRANT},
-            headers={"X-CSRF-Token": csrf},
-        ).json()
-        secrets_seen += [
-            pair["access_token"],
-            pair["refresh_token"],
-            csrf,
-            code,
-            http.cookies["authgate_session"],
-        ]
-        assert (
-            httpx.post(
-                f"{social.issuer.url}/token",
-                data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]},
-            ).status_code
-            == 200
-        )
-        from issuer.tokens import REFRESH, token_hash
-
-        social.redis.hset(
-            REFRESH + token_hash(pair["refresh_token"]), "used_at", str(time.time() - 60)
-        )
-        assert (
-            httpx.post(
-                f"{social.issuer.url}/token",
-                data={"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]},
-            ).status_code
-            == 400
-        )
-    # A second login, then a logout.
-    with browser() as http:
-        user = kakao(int(profile["identities"][0].split(":")[1]))
-        assert login(social, http, "kakao", user).status_code == 303
-        assert (
-            http.post(
-                f"{social.issuer.url}/logout",
-                headers={"X-CSRF-Token": me(social, http)["csrf_token"]},
-            ).status_code
-            == 204
-        )
-    # A failed login (the provider refuses the code).
+        _check_user_created(social, uid, received)
+        code = _link_github(social, http, profile)
+        secrets_seen = [code, http.cookies["authgate_session"], profile["csrf_token"],
+                        *_reuse_a_refresh_token(social, http, profile["csrf_token"])]  # fmt: skip
+    _login_then_logout(social, int(profile["identities"][0].split(":")[1]))
     social.fake.state.token_failure = (400, {"error": "invalid_grant", "error_code": "KOE320"})
-    with browser() as http:
+    with browser() as http:  # the provider refuses the code
         assert login(social, http, "kakao", kakao()).status_code == 400
     expected = ["user.created", "user.login.succeeded", "platform.connected", "session.revoked",
                 "user.login.succeeded", "user.logged_out", "session.revoked"]  # fmt: skip
@@ -250,6 +163,68 @@ def test_every_action_emits_exactly_its_event(events: Events) -> None:
     }
     for r in sink.events():  # no token, code, cookie or CSRF token ever travels in an event
         assert all(s not in r.body.decode() for s in secrets_seen)
+
+
+def _check_user_created(social: Social, uid: str, received: list[Received]) -> None:
+    """A CloudEvents 1.0 envelope, persistent, with the AMQP message id = the event id."""
+    created = next(
+        r for r in received if r.routing_key == "user.created" and r.event["subject"] == uid
+    )
+    event = created.event
+    assert set(event) == {"specversion", "id", "source", "type", "time", "subject",
+                          "datacontenttype", "data"}  # fmt: skip
+    assert event["specversion"] == "1.0" and event["type"] == "user.created"
+    assert event["source"] == social.issuer.url
+    assert event["data"] == {
+        "user_id": uid,
+        "provider": "kakao",
+        "email": "gildong@kakao.test",
+        "name": "홍길동",
+    }
+    assert created.message_id == event["id"] and created.delivery_mode == 2
+    assert created.content_type and created.content_type.startswith("application/cloudevents+json")
+
+
+def _link_github(social: Social, http: httpx.Client, profile: dict[str, Any]) -> str:
+    """Link a GitHub account to the signed-in user; the provider's code."""
+    linked = http.post(f"{social.issuer.url}/link/github",
+                       data={"csrf_token": profile["csrf_token"], "rd": f"{APP}/settings"})  # fmt: skip
+    assert linked.status_code == 303
+    github = {
+        "user": {**GITHUB_USER["user"], "id": secrets.randbelow(10**9)},
+        "emails": GITHUB_USER["emails"],
+    }
+    code = social.fake.grant(linked.headers["location"], github)
+    state = linked.headers["location"].split("state=")[1].split("&")[0]
+    back = http.get(f"{social.issuer.url}/callback/github", params={"code": code, "state": state})
+    assert back.status_code == 303 and back.headers["location"] == f"{APP}/settings"
+    assert me(social, http)["identities"] == [
+        f"kakao:{profile['identities'][0].split(':')[1]}",
+        f"github:{github['user']['id']}",
+    ]
+    return code
+
+
+def _reuse_a_refresh_token(social: Social, http: httpx.Client, csrf: str) -> list[str]:
+    """An API token pair, then its refresh token used again after the grace window: the
+    session is revoked. The pair's tokens."""
+    pair = http.post(f"{social.issuer.url}/token", data={"grant_type": SESSION_GRANT},
+                     headers={"X-CSRF-Token": csrf}).json()  # fmt: skip
+    refresh = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
+    assert httpx.post(f"{social.issuer.url}/token", data=refresh).status_code == 200
+    from issuer.tokens import REFRESH, token_hash
+
+    social.redis.hset(REFRESH + token_hash(pair["refresh_token"]), "used_at", str(time.time() - 60))
+    assert httpx.post(f"{social.issuer.url}/token", data=refresh).status_code == 400
+    return [pair["access_token"], pair["refresh_token"]]
+
+
+def _login_then_logout(social: Social, kakao_id: int) -> None:
+    with browser() as http:
+        assert login(social, http, "kakao", kakao(kakao_id)).status_code == 303
+        csrf = me(social, http)["csrf_token"]
+        logout = http.post(f"{social.issuer.url}/logout", headers={"X-CSRF-Token": csrf})
+        assert logout.status_code == 204
 
 
 def test_admin_and_local_account_events(events: Events) -> None:
