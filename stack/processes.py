@@ -46,7 +46,7 @@ class Child:
     ) -> None:
         self.argv, self.log_path, self.stop_signal = list(argv), log, stop_signal
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
+        with log.open("wb") as out:  # one run's log: a new start begins it anew
             self.process = subprocess.Popen(
                 self.argv,
                 env=dict(env) if env is not None else None,

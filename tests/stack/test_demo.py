@@ -1,5 +1,6 @@
-"""The README's main command: bin/demo starts the stack, its sample requests pass, and it
-leaves nothing running, however it ends (done, Ctrl-C, SIGTERM, a start-up that fails)."""
+"""The README's main command: bin/demo starts the whole stack, its walk of the whole path
+passes, and it leaves nothing running, however it ends (done, Ctrl-C, SIGTERM, a start-up
+that fails)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,12 @@ def test_bin_demo_check() -> None:
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(" ok\n") == 7  # six requests and a browser sign-up
+    # Six requests, a browser sign-up, the member service's writes through the gateway
+    # (create, replay, 422, 403), the account deletion (its token refused, within 100 ms,
+    # her members gone, the event seen by `events tail`).
+    assert result.stdout.count(" ok\n") == 15, result.stdout
     assert "WRONG" not in result.stdout
+    assert "replayed=true members=1 ok" in result.stdout
     assert "Redis: " in result.stderr and "RabbitMQ: " in result.stderr  # where each came from
 
 
@@ -138,6 +143,6 @@ def test_a_start_up_that_fails_half_way_stops_what_was_started() -> None:
         if demo.poll() is None:
             demo.kill()
     assert demo.returncode == 1, out
-    assert "authgate-verifier exited" in out and "token_cache_size" in out.lower(), out
+    assert "verifier exited" in out and "token_cache_size" in out.lower(), out
     wait_until(lambda: not any(_alive(pid) for pid in started), 15,
                lambda: f"still running: {[p for p in started if _alive(p)]}")  # fmt: skip
