@@ -119,14 +119,19 @@ async def form(request: Request) -> dict[str, str]:
 
 
 def client_ip(request: Request) -> str:
-    """The client's address; from X-Forwarded-For only when the peer is a trusted proxy."""
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the
+    right-most X-Forwarded-For hop that is not one (behind nginx and then Kong the last
+    hop is nginx; what lies left of the first untrusted hop is the client's to invent)."""
     peer = request.client.host if request.client else "unknown"
-    if peer in issuer(request).trusted_proxies:
-        forwarded = request.headers.get("x-forwarded-for", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        if hops:
-            return hops[-1]
-    return peer
+    trusted = issuer(request).trusted_proxies
+    if peer not in trusted:
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
 
 
 def error_response(exc: IssuerError) -> Response:
