@@ -157,7 +157,14 @@ def test_files_that_are_not_yaml_are_reported(tmp_path: Path) -> None:
 
 def test_the_example_policy_compiles() -> None:
     policy = load_policy(str(POLICY_FILE))
-    assert [r.name for r in policy.rules] == ["public", "admin", "health", "api-write", "signed-in"]
+    assert [r.name for r in policy.rules] == [
+        "public",
+        "admin",
+        "health",
+        "members",
+        "api-write",
+        "signed-in",
+    ]
     assert policy.by_name["public"].access is Access.PUBLIC
 
 
