@@ -26,7 +26,7 @@ from .core import Core
 from .devices import DeviceCookies, load_secret
 from .errors import IssuerError, Unavailable
 from .inbound import LifecycleConsumer
-from .providers import Provider, build
+from .providers import Providers
 from .ratelimit import RateLimiter
 from .relay import Relay
 from .security_headers import SecurityHeaders, content_security_policy
@@ -51,9 +51,7 @@ class Issuer(Core):
         self.throttle = Throttle(self.redis, secret=device_secret)
         self.devices = DeviceCookies(device_secret, secure=settings.secure_cookies)
         self.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
-        self.providers: dict[str, Provider] = {
-            c.name: build(c, self.http) for c in settings.providers
-        }
+        self.providers = Providers(settings.providers, self.http)
         public = urlsplit(settings.public_url)
         self.known_origins = frozenset(
             {f"{public.scheme}://{public.netloc}", *settings.return_origins}
@@ -99,6 +97,7 @@ class Issuer(Core):
         return tasks
 
     async def close(self) -> None:
+        await self.providers.aclose()
         await self.http.aclose()
         await super().close()
 
