@@ -120,8 +120,9 @@ def _secret(where: str, who: str, value: Any, problems: list[str]) -> str | None
     and the provider, never the value."""
     if value is None:
         return None
-    if isinstance(value, str) and value:
-        return value
+    if isinstance(value, str):
+        problems.append(f"{where}: {who} gives its secret inline; write {REFERENCE_SYNTAX}")
+        return None
     kind, ref = (
         next(iter(value.items())) if isinstance(value, dict) and len(value) == 1 else ("", None)
     )
