@@ -169,25 +169,6 @@ def existing_file(raw: str) -> str | None:
     return value
 
 
-def secret(raw: str) -> str:
-    """A secret given as `env:NAME`, `file:/path`, or the value itself."""
-    value = raw.strip()
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        value = os.environ[name].strip()
-    elif value.startswith("file:"):
-        try:
-            with open(value[5:], encoding="utf-8") as fh:
-                value = fh.read().strip()
-        except OSError as exc:
-            raise ValueError(f"cannot read {value[5:]}: {exc.strerror}") from None
-    if not value:
-        raise ValueError("the secret is empty")
-    return value
-
-
 def boolean(raw: str) -> bool:
     value = raw.strip().lower()
     if value in {"1", "true", "yes", "on"}:

@@ -6,9 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
-import httpx
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,84 +20,16 @@ from authgate.logs import configure_logging
 
 from . import admin, api, local, login
 from .body_limit import BodyLimit
-from .core import Core
-from .devices import DeviceCookies, load_secret
 from .errors import IssuerError, Unavailable
-from .inbound import LifecycleConsumer
-from .providers import Providers
-from .ratelimit import RateLimiter
-from .relay import Relay
 from .security_headers import SecurityHeaders, content_security_policy
+from .service import Issuer
 from .settings import Settings, load_settings
-from .throttle import Throttle
-from .users import SUSPENDED
 from .web import error_response, problem_response
 
 log = logging.getLogger("authgate.issuer")
 
 #: Routes a browser lands on: errors there are pages, not JSON.
 BROWSER_PATHS = ("/login", "/callback/", "/register", "/link/")
-
-
-class Issuer(Core):
-    """Everything a request handler needs: the core, and the parts that serve HTTP."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.limiter = RateLimiter(self.redis)
-        device_secret = load_secret(settings.keys_dir)
-        self.throttle = Throttle(self.redis, secret=device_secret)
-        self.devices = DeviceCookies(device_secret, secure=settings.secure_cookies)
-        self.http = httpx.AsyncClient(timeout=10, follow_redirects=False)
-        self.providers = Providers(settings.providers, self.http)
-        public = urlsplit(settings.public_url)
-        self.known_origins = frozenset(
-            {f"{public.scheme}://{public.netloc}", *settings.return_origins}
-        )
-        self.trusted_proxies = settings.trusted_proxies
-        self.relay = None
-        if settings.events_relay:
-            self.relay = Relay(
-                self.redis, settings.amqp_url, settings.events_exchange,
-                claim_idle=settings.relay_claim_idle,
-            )  # fmt: skip
-        self.inbound = None
-        if settings.inbound_queue not in ("", "off"):
-            self.inbound = LifecycleConsumer(
-                self.redis, settings.amqp_url, exchange=settings.inbound_exchange,
-                routing_keys=settings.inbound_routing_keys, queue=settings.inbound_queue,
-                delivery_limit=settings.inbound_delivery_limit, act=self.lifecycle,
-            )  # fmt: skip
-
-    async def lifecycle(self, action: str, uid: str, event_id: str) -> bool:
-        """An inbound lifecycle event's effect, as the admin action would have it."""
-        user = await self.users.get(uid)
-        if user is None:
-            log.info("inbound: event %s names no user we know (%s)", event_id, uid)
-            return False
-        actor = f"event:{event_id}"
-        if action == "deleted":
-            await self.delete_user(user, actor)
-        elif action == "suspended":
-            await self.set_status(user, SUSPENDED, actor)
-        else:
-            log.info("inbound: event %s: nothing to do for %r", event_id, action)
-            return False
-        return True
-
-    def background(self) -> list[asyncio.Task[None]]:
-        """The relay and the lifecycle consumer, as configured."""
-        tasks = []
-        if self.relay is not None:
-            tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
-        if self.inbound is not None:
-            tasks.append(asyncio.create_task(self.inbound.run(), name="lifecycle-consumer"))
-        return tasks
-
-    async def close(self) -> None:
-        await self.providers.aclose()
-        await self.http.aclose()
-        await super().close()
 
 
 async def _issuer_error(request: Request, exc: Exception) -> Response:

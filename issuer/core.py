@@ -1,7 +1,7 @@
 """The issuer's state without HTTP, built once from its settings: Redis, signing keys,
 the outbox, users, sessions and tokens, and the account actions that combine them.
 
-Everything that acts as the issuer starts here: the web app (`issuer.app.Issuer`, which
+Everything that acts as the issuer starts here: the web app (`issuer.service.Issuer`, which
 adds providers, rate limits and the event loops), the command line, `bin/demo` and the
 issuer benchmark. So each part is wired in exactly one place.
 """

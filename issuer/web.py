@@ -21,7 +21,7 @@ from .tokens import SESSION_CLIENT
 from .users import ACTIVE, User
 
 if TYPE_CHECKING:
-    from .app import Issuer
+    from .service import Issuer
 
 log = logging.getLogger("authgate.issuer")
 

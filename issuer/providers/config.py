@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+from authgate.config import ConfigError, read_yaml
 
 from .kinds import PROFILES, TYPES
 
@@ -43,12 +43,9 @@ class ProvidersError(ValueError):
 
 def load_providers(path: str) -> tuple[ProviderConfig, ...]:
     try:
-        with open(path, encoding="utf-8") as fh:
-            document = yaml.safe_load(fh)
-    except OSError as exc:
-        raise ProvidersError([f"{path}: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ProvidersError([f"not valid YAML: {exc}"]) from exc
+        document = read_yaml(path)
+    except ConfigError as exc:
+        raise ProvidersError(exc.problems) from exc
     if not isinstance(document, dict) or not isinstance(document.get("providers"), list):
         raise ProvidersError(["the file must be a mapping with a list under `providers`"])
     problems: list[str] = []

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from issuer.redirects import safe_return_url
 
-from .social import (
+from ..social import (
     APP,
     CLIENT_ID,
     GITHUB_USER,

@@ -9,7 +9,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from .social import Social, browser
+from ..social import Social, browser
 
 
 def run_issuer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,7 +61,7 @@ def test_no_code_token_or_secret_reaches_the_log(social: Social) -> None:
     (codes, provider tokens), session and refresh tokens, a rotation, a local account's
     password, a wrong password, logout — and the log holds decisions, never them. (On
     its own: it used to rely on other modules' tests having run first.)"""
-    from .test_issuer_accounts import _local_form, refresh, signed_in, token_pair
+    from .test_accounts import _local_form, refresh, signed_in, token_pair
 
     http, profile = signed_in(social)
     with closing(http):

@@ -23,7 +23,7 @@ import redis
 from issuer.api import SESSION_GRANT
 from issuer.outbox import STREAM
 
-from .amqp import (
+from ..amqp import (
     EventSink,
     Received,
     amqp_address,
@@ -32,11 +32,11 @@ from .amqp import (
     queue_depth,
     via_proxy,
 )
-from .fake_providers import FakeProvider
-from .harness import TcpProxy
-from .identity import IssuerProcess, social_providers_yaml
-from .polling import poll, wait_until
-from .social import APP, CLIENT_ID, GITHUB_USER, KAKAO_USER, SECRET, Social, browser, login, me
+from ..fake_providers import FakeProvider
+from ..harness import TcpProxy
+from ..identity import IssuerProcess, social_providers_yaml
+from ..polling import poll, wait_until
+from ..social import APP, CLIENT_ID, GITHUB_USER, KAKAO_USER, SECRET, Social, browser, login, me
 
 #: A Redis database of their own: other issuers in the session run relays on db 0.
 EVENTS_DB = 3

@@ -18,9 +18,9 @@ import pytest
 from issuer.api import SESSION_GRANT
 from issuer.keys import KeyStore
 
-from .harness import VerifierProcess, verifier_env
-from .polling import poll, wait_until
-from .social import APP, GITHUB_USER, KAKAO_USER, Social, browser, login, me
+from ..harness import VerifierProcess, verifier_env
+from ..polling import poll, wait_until
+from ..social import APP, GITHUB_USER, KAKAO_USER, Social, browser, login, me
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import redis
 from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import free_port
 
-from .harness import EchoUpstream, VerifierProcess, verifier_env
-from .identity import CLIENT_ID, CLIENT_SECRET, IssuerProcess, OpenIdProvider, sign_in_at_provider
+from ..harness import EchoUpstream, VerifierProcess, verifier_env
+from ..identity import CLIENT_ID, CLIENT_SECRET, IssuerProcess, OpenIdProvider, sign_in_at_provider
 
 
 @dataclass

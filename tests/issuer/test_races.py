@@ -18,7 +18,7 @@ from issuer.providers import Identity
 from issuer.sessions import Sessions
 from issuer.users import SUSPENDED, Users
 
-from .social import KAKAO_USER, Social, browser, login, me
+from ..social import KAKAO_USER, Social, browser, login, me
 
 
 def _stores(redis_url: str) -> tuple[aioredis.Redis, Users, Sessions]:
