@@ -26,6 +26,14 @@ ASYMMETRIC_ALGORITHMS: Final = frozenset(
 )
 DEFAULT_ALGORITHMS: Final = ("EdDSA", "ES256")
 
+#: Clock skew allowed on `exp`, `nbf` and `iat`, seconds, unless a verifier is told
+#: otherwise; the issuer checks its own tokens with it too.
+DEFAULT_LEEWAY: Final = 30
+
+#: Where the services find Redis and RabbitMQ on one machine (DESIGN: sane defaults).
+DEFAULT_REDIS_URL: Final = "redis://127.0.0.1:6379/0"
+DEFAULT_AMQP_URL: Final = "amqp://guest:guest@127.0.0.1:5672/"
+
 #: What a `sid` looks like: URL-safe base64 characters, at most 128 of them. The
 #: verifier refuses any other; it also bounds what reaches a Redis key name.
 SID_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")

@@ -9,6 +9,7 @@ issuer benchmark. So each part is wired in exactly one place.
 from __future__ import annotations
 
 from authgate import redis_client
+from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY
 from authgate.tokens import TokenVerifier
 
 from .keys import KeyStore
@@ -17,11 +18,6 @@ from .sessions import Sessions
 from .settings import Settings
 from .tokens import Tokens, TokenSettings
 from .users import SUSPENDED, User, Users
-
-#: What the issuer signs with and therefore accepts of its own tokens.
-OWN_ALGORITHMS = frozenset({"EdDSA", "ES256"})
-#: Clock skew allowed on its own tokens, seconds (the verifier's default too).
-OWN_LEEWAY = 30
 
 
 class Core:
@@ -44,7 +40,7 @@ class Core:
         # The issuer checks tokens exactly as a verifier does (one verification path).
         self.token_verifier = TokenVerifier(
             self.keys, issuer=settings.public_url, audience=settings.audience,
-            algorithms=OWN_ALGORITHMS, leeway=OWN_LEEWAY, cache_size=0,
+            algorithms=frozenset(DEFAULT_ALGORITHMS), leeway=DEFAULT_LEEWAY, cache_size=0,
         )  # fmt: skip
 
     async def delete_user(self, user: User, actor: str) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from authgate import config
 from authgate.config import ConfigError, Option
+from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_AMQP_URL, DEFAULT_REDIS_URL
 
 from .providers import ProviderConfig, ProvidersError, load_providers
 
@@ -44,7 +45,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", config.integer(1, 65535), "9180", "port to listen on"),
     Option("public_url", config.url("http", "https"), "http://127.0.0.1:9180",
            "the issuer's public base URL; also the `iss` of its tokens"),
-    Option("redis_url", config.url("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0",
+    Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
            "Redis holding users and sessions"),
     Option("keys_dir", config.text, "run/issuer/keys",
            "signing keys; made on first start when empty"),
@@ -66,7 +67,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("local_accounts", config.boolean, "false", "allow email + password accounts"),
     Option("trusted_proxies", _addresses, "",
            "proxies whose X-Forwarded-For is believed (for per-IP rate limits), comma-separated"),
-    Option("amqp_url", config.url("amqp", "amqps"), "amqp://guest:guest@127.0.0.1:5672/",
+    Option("amqp_url", config.url("amqp", "amqps"), DEFAULT_AMQP_URL,
            "RabbitMQ, for user events"),
     Option("events_exchange", config.text, "authgate.events", "topic exchange the events go to"),
     Option("events_relay", config.boolean, "true",
@@ -135,7 +136,7 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
         prog="authgate-issuer",
         description="Log users in with OAuth/OIDC providers; issue tokens and sessions.",
     )
-    if values["signing_algorithm"] not in (None, "EdDSA", "ES256"):
+    if values["signing_algorithm"] not in (None, *DEFAULT_ALGORITHMS):
         problems.append(
             f"AUTHGATE_SIGNING_ALGORITHM: {values['signing_algorithm']!r} is not EdDSA or ES256"
         )

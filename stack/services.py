@@ -26,6 +26,7 @@ import redis
 
 from authgate import redis_client
 from authgate.config import redact_url
+from authgate.contract import DEFAULT_AMQP_URL, DEFAULT_REDIS_URL
 
 from .processes import Child, StartFailed, free_ports, listening
 
@@ -243,8 +244,8 @@ def _with_db(started: str, configured: str) -> str:
 # --- for the commands' argument parsers -----------------------------------------------
 
 DEFAULTS = {
-    "redis": ("AUTHGATE_REDIS_URL", "redis://127.0.0.1:6379/0"),
-    "amqp": ("AUTHGATE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+    "redis": ("AUTHGATE_REDIS_URL", DEFAULT_REDIS_URL),
+    "amqp": ("AUTHGATE_AMQP_URL", DEFAULT_AMQP_URL),
 }
 
 

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 
 from authgate import config
 from authgate.config import ConfigError, Option
-from authgate.contract import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
+from authgate.contract import (
+    ASYMMETRIC_ALGORITHMS,
+    DEFAULT_ALGORITHMS,
+    DEFAULT_LEEWAY,
+    DEFAULT_REDIS_URL,
+)
 
 from .policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
@@ -40,7 +45,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", config.text, "127.0.0.1", "address to listen on"),
     Option("port", config.integer(1, 65535), "9181", "port to listen on"),
     Option("workers", config.integer(1, 64), "1", "worker processes"),
-    Option("redis_url", config.url("redis", "rediss", "unix"), "redis://127.0.0.1:6379/0",
+    Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
            "Redis holding the sessions"),
     Option("issuer", config.text, None, "expected `iss` of tokens (the issuer's base URL)"),
     Option("audience", config.text, None, "expected `aud` of tokens"),
@@ -52,7 +57,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("session_cookie", _cookie_name, "__Host-authgate_session", "session cookie name"),
     Option("login_url", config.url("http", "https"), "",
            "the issuer's login page; 401 answers carry it with `rd` for browser redirects"),
-    Option("leeway", config.integer(0, 60), "30", "clock skew allowed on exp/nbf/iat, seconds"),
+    Option("leeway", config.integer(0, 60), str(DEFAULT_LEEWAY),
+           "clock skew allowed on exp/nbf/iat, seconds"),
     Option("token_cache_size", config.integer(0, 10_000_000), "100000",
            "verified tokens kept in memory (0: off)"),
     Option("session_cache_size", config.integer(0, 10_000_000), "100000",
