@@ -15,6 +15,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 from authgate import serving
+from authgate.contract import HEADER_SESSION, IDENTITY_HEADERS
 from authgate.cookies import AmbiguousCookie, find_cookie
 from authgate.errors import (
     AuthError,
@@ -49,9 +50,10 @@ NO_MATCH = Rule(name="(no match)", access=Access.DENY)
 #: A client's header under any other X-Auth-* / X-Authgate-* / X-Original-* name would
 #: reach the upstream (nginx clears headers only by name), so such a request is refused.
 NGINX_SETS = frozenset(
-    {b"x-original-uri", b"x-original-method", b"x-original-url", b"x-original-host",
-     b"x-authgate-policy", b"x-authgate-login", b"x-auth-user", b"x-auth-email",
-     b"x-auth-name", b"x-auth-roles", b"x-auth-scopes", b"x-auth-session"}
+    name.lower().encode()
+    for name in (*(header for header, _ in IDENTITY_HEADERS), HEADER_SESSION,
+                 "X-Original-URI", "X-Original-Method", "X-Original-URL", "X-Original-Host",
+                 "X-Authgate-Policy", "X-Authgate-Login")
 )  # fmt: skip
 #: Stands for a path that readers may take differently (`authgate.paths.unsafe_path`).
 UNSAFE_PATH = Rule(name="(unsafe path)", access=Access.DENY)
