@@ -215,12 +215,7 @@ def provide(stack: ExitStack, kind: str, setting: Setting, out: IO[str] = sys.st
             f"{name}: nothing answers at {shown} (set by {setting.source}): {problem}"
         )
     workdir = RUN / kind_dir(kind)
-    instance: LocalRedis | LocalRabbitMQ
-    if kind == "redis":
-        instance = LocalRedis(workdir, port)
-    else:
-        epmd_port, dist_port = free_ports(2)
-        instance = LocalRabbitMQ(workdir, (port, epmd_port, dist_port))
+    instance = local_instance(kind, workdir, port)
     stack.callback(instance.stop)  # registered first: a half-way start is stopped too
     try:
         instance.start()
@@ -229,6 +224,15 @@ def provide(stack: ExitStack, kind: str, setting: Setting, out: IO[str] = sys.st
     url = setting.url if kind == "amqp" else _with_db(instance.url, setting.url)
     print(f"{name}: started at {redact_url(url)} ({workdir.relative_to(REPO)})", file=out)
     return url
+
+
+def local_instance(kind: str, workdir: Path, port: int) -> LocalRedis | LocalRabbitMQ:
+    """A private Redis or RabbitMQ on `port` (RabbitMQ's port mapper and distribution
+    port on free ones), files in `workdir`; not started yet."""
+    if kind == "redis":
+        return LocalRedis(workdir, port)
+    epmd_port, dist_port = free_ports(2)
+    return LocalRabbitMQ(workdir, (port, epmd_port, dist_port))
 
 
 def kind_dir(kind: str) -> str:

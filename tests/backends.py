@@ -22,10 +22,9 @@ import pytest
 from stack.processes import StartFailed, free_ports
 from stack.services import (
     DEFAULTS,
-    LocalRabbitMQ,
-    LocalRedis,
     Unavailable,
     amqp_problem,
+    local_instance,
     redis_problem,
 )
 
@@ -94,12 +93,7 @@ def backend(kind: str, workdir: Path) -> Iterator[str]:
         with _container(kind) as url:
             yield url
         return
-    instance: LocalRedis | LocalRabbitMQ
-    if kind == "redis":
-        instance = LocalRedis(workdir, free_ports(1)[0])
-    else:
-        amqp_port, epmd_port, dist_port = free_ports(3)
-        instance = LocalRabbitMQ(workdir, (amqp_port, epmd_port, dist_port))
+    instance = local_instance(kind, workdir, free_ports(1)[0])
     try:
         try:
             instance.start()
