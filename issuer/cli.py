@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -18,6 +19,9 @@ from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 
 from .settings import OPTIONS, Settings, load_settings
+
+if TYPE_CHECKING:
+    from .keys import KeyStore
 
 log = logging.getLogger("authgate.issuer")
 USAGE = """usage: authgate-issuer [serve] [--flags]        run the issuer
@@ -84,11 +88,21 @@ def serve(settings: Settings) -> None:
     )  # fmt: skip
 
 
-def rotate_keys(settings: Settings) -> None:
+def _key_store(settings: Settings) -> KeyStore:
+    """The keys directory, complete: a first signing key and the device-cookie secret
+    made when missing, so a directory prepared here can be mounted read-only (compose's
+    secrets) and shared by every issuer replica."""
+    from .devices import load_secret
     from .keys import KeyStore
 
     store = KeyStore(settings.keys_dir)
     store.ensure(settings.signing_algorithm)
+    load_secret(settings.keys_dir)
+    return store
+
+
+def rotate_keys(settings: Settings) -> None:
+    store = _key_store(settings)
     # Verifiers refetch the JWKS at least every 300 s (their default) and on an unknown
     # kid; publishing that long ahead means none meets a token signed by a key it lacks.
     ahead = 300
@@ -101,10 +115,7 @@ def rotate_keys(settings: Settings) -> None:
 
 
 def list_keys(settings: Settings) -> None:
-    from .keys import KeyStore
-
-    store = KeyStore(settings.keys_dir)
-    store.ensure(settings.signing_algorithm)
+    store = _key_store(settings)
     for entry in store.entries():
         retire = _when(entry.retire_at) if entry.retire_at else "-"
         signs = _when(entry.signs_from)

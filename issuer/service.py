@@ -15,6 +15,7 @@ from .core import Core
 from .devices import DeviceCookies, load_secret
 from .inbound import LifecycleConsumer
 from .providers import Providers
+from .proxies import TrustedProxies
 from .ratelimit import RateLimiter
 from .relay import Relay
 from .settings import Settings
@@ -39,7 +40,7 @@ class Issuer(Core):
         self.known_origins = frozenset(
             {f"{public.scheme}://{public.netloc}", *settings.return_origins}
         )
-        self.trusted_proxies = settings.trusted_proxies
+        self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
         self.relay = None
         if settings.events_relay:
             self.relay = Relay(

@@ -30,14 +30,18 @@ def _origins(raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
-def _addresses(raw: str) -> frozenset[str]:
-    items = [item.strip() for item in raw.split(",") if item.strip()]
-    for item in items:
+def _networks(raw: str) -> frozenset[str]:
+    """Addresses or networks (`10.0.0.0/8`): in compose and Kubernetes a proxy's address
+    is given out at start, so only its network is known beforehand."""
+    networks = set()
+    for item in (item.strip() for item in raw.split(",")):
+        if not item:
+            continue
         try:
-            ipaddress.ip_address(item)
+            networks.add(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise ValueError(f"{item!r} is not an IP address") from None
-    return frozenset(items)
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+    return frozenset(networks)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -65,8 +69,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("refresh_grace", config.number(0, 60), "5",
            "a refresh token used again within this many seconds gets the same answer"),
     Option("local_accounts", config.boolean, "false", "allow email + password accounts"),
-    Option("trusted_proxies", _addresses, "",
-           "proxies whose X-Forwarded-For is believed (for per-IP rate limits), comma-separated"),
+    Option("trusted_proxies", _networks, "",
+           "proxies whose X-Forwarded-For is believed (for per-IP rate limits): addresses or"
+           " networks, comma-separated"),
     Option("amqp_url", config.url("amqp", "amqps"), DEFAULT_AMQP_URL,
            "RabbitMQ, for user events"),
     Option("events_exchange", config.text, "authgate.events", "topic exchange the events go to"),

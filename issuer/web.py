@@ -124,12 +124,12 @@ def client_ip(request: Request) -> str:
     hop is nginx; what lies left of the first untrusted hop is the client's to invent)."""
     peer = request.client.host if request.client else "unknown"
     trusted = issuer(request).trusted_proxies
-    if peer not in trusted:
+    if not trusted.holds(peer):
         return peer
     forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
     for hop in reversed(hops):
-        if hop not in trusted:
+        if not trusted.holds(hop):
             return hop
     return hops[0] if hops else peer
 

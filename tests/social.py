@@ -66,7 +66,7 @@ def social(
     issuer = IssuerProcess(
         {"AUTHGATE_REDIS_URL": redis_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
          "AUTHGATE_PROVIDERS_FILE": str(providers), "AUTHGATE_RETURN_ORIGINS": APP,
-         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.1", "AUTHGATE_LOCAL_ACCOUNTS": "true",
+         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.0/8", "AUTHGATE_LOCAL_ACCOUNTS": "true",
          "FAKE_PROVIDER_SECRET": SECRET},
         logs,
         amqp_url=amqp_url,

@@ -7,6 +7,11 @@ from __future__ import annotations
 import secrets
 
 import httpx
+import pytest
+
+from authgate.config import ConfigError
+from issuer.proxies import TrustedProxies
+from issuer.settings import load_settings
 
 from ..social import Social
 from .corpus import fresh_email, sign_in
@@ -35,3 +40,17 @@ def test_a_client_cannot_name_a_trusted_proxy_to_hide(social: Social) -> None:
         honest.headers["X-Forwarded-For"] = "127.0.0.1, 10.201.0.1, 127.0.0.1"
         answers = [sign_in(social, honest, fresh_email("hide"), "spray guess 1") for _ in range(11)]
         assert answers[10].status_code == 429  # counted as 10.201.0.1, throttled
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    """compose and Kubernetes hand out a proxy's address at start: a network names it
+    beforehand. (The issuer these tests run trusts 127.0.0.0/8, a network.)"""
+    env = {"AUTHGATE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7,::1"}
+    settings = load_settings((), env)
+    assert settings.trusted_proxies == {"10.0.0.0/8", "192.168.1.7/32", "::1/128"}
+    trusted = TrustedProxies(settings.trusted_proxies)
+    assert trusted.holds("10.20.30.40") and trusted.holds("192.168.1.7") and trusted.holds("::1")
+    assert not trusted.holds("192.168.1.8") and not trusted.holds("11.0.0.1")
+    assert not trusted.holds("unknown") and not trusted.holds("10.0.0.1, 10.0.0.2")
+    with pytest.raises(ConfigError, match=r"'10\.0\.0\.0/33' is not an IP address or network"):
+        load_settings((), {"AUTHGATE_TRUSTED_PROXIES": "10.0.0.0/33"})
