@@ -82,9 +82,10 @@ def run(args: argparse.Namespace) -> int:
             RUNTIME / "nginx",
             NGINX_DIR / "templates" / "stack.conf.template",
             {
+                # compose's values, the topology's names on this machine's ports...
+                **topology.nginx_values({"verifier": port["verifier"], "kong": port["gateway"]}),
+                # ...and what is different here: nginx on loopback, the page's port free.
                 "AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{port['nginx']}",
-                "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port['verifier']}",
-                "AUTHGATE_GATEWAY_ADDR": f"127.0.0.1:{port['gateway']}",
                 "AUTHGATE_UPSTREAM_ADDR": f"127.0.0.1:{port['upstream']}",
                 "AUTHGATE_DEMO_UPSTREAM_LISTEN": f"127.0.0.1:{port['upstream']}",
             },

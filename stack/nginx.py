@@ -47,7 +47,12 @@ class Nginx:
         if not snippets.exists():
             snippets.symlink_to(NGINX_DIR / "authgate", target_is_directory=True)
         self.conf = runtime / "nginx.conf"
-        rendered = render(template.read_text(), {"AUTHGATE_NGINX_RUNTIME": str(runtime), **values})
+        defaults = {
+            "AUTHGATE_NGINX_RUNTIME": str(runtime),
+            "AUTHGATE_NGINX_ERROR_LOG": str(runtime / "error.log"),
+            "AUTHGATE_NGINX_ACCESS_LOG": str(runtime / "access.log"),
+        }
+        rendered = render(template.read_text(), {**defaults, **values})
         self.conf.write_text(rendered)
         self.child: Child | None = None
 
