@@ -18,8 +18,8 @@ import yaml
 
 from authgate.config import ConfigError
 from examples.members import settings as members_settings
-from issuer.devices import MAC_KEY_FILE
 from issuer import settings as issuer_settings
+from issuer.devices import MAC_KEY_FILE
 from stack import topology
 from stack.nginx import NGINX_DIR, Nginx
 from verifier import settings as verifier_settings
