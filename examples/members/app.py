@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import problems
+from . import page, problems
 from .events import UserDeletedConsumer
 from .problems import (
     Forbidden,
@@ -212,6 +212,7 @@ def create_app(settings: Settings, store: Store, *, consume: bool = True) -> Sta
         Route("/members/{member_id}", members.update, methods=["PATCH"]),
         Route("/members/{member_id}", members.delete, methods=["DELETE"]),
         Route("/healthz", members.healthz, methods=["GET"]),
+        *(Route(path, page.static, methods=["GET"]) for path in page.FILES),
     ]
     return Starlette(
         routes=routes,

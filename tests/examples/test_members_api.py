@@ -224,3 +224,20 @@ def test_members_survive_a_restart(amqp_url: str, tmp_path: Path) -> None:
     finally:
         names.clean_up(amqp_url)
     assert listed == [edited]
+
+
+def test_the_page_is_static_own_origin_and_never_cached(http: httpx.Client) -> None:
+    """The page for browsers (public /members/, the gateway maps it to /) holds no data
+    and loads nothing from elsewhere; its script calls the API through nginx."""
+    page = http.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="page.js" defer>' in page.text and '<html lang="en">' in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store"  # not shown again after sign-out
+    script = http.get("/page.js")
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert '"Idempotency-Key": form.dataset.key' in script.text  # retries replay
+    assert http.get("/page.css").headers["content-type"].startswith("text/css")
+    assert http.get("/index.html").status_code == 404  # only the three files
