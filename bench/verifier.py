@@ -81,23 +81,42 @@ def process(args: list[str], port: int, env: dict[str, str] | None = None) -> It
     with tempfile.NamedTemporaryFile(prefix="authgate-bench-", suffix=".log") as log_file:
         child = Child(args, log=Path(log_file.name), env={**os.environ, **(env or {})})
         try:
-            child.wait_until(lambda: listening(port), args[0], 30)
+            child.start().wait_until(lambda: listening(port), args[0], 30)
             yield
         finally:
             child.stop()
 
 
-def wrk(url: str, args: argparse.Namespace, extra: list[str]) -> tuple[float, float, int, int]:
+@dataclass(frozen=True)
+class WrkRun:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+
+
+def wrk_run(url: str, connections: int, duration: float, extra: list[str]) -> WrkRun:
+    """One wrk run (1 thread), with its latency distribution."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", "--latency", *extra, url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", *extra, url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+
+    def percentile(percent: int) -> float:
+        found = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        value, unit = found.groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    value, unit = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, p99, requests, int(bad.group(1)) if bad else 0
+    return WrkRun(rps, percentile(50), percentile(99), requests, int(bad.group(1)) if bad else 0)
+
+
+def wrk(url: str, args: argparse.Namespace, extra: list[str]) -> tuple[float, float, int, int]:
+    run = wrk_run(url, args.connections, args.duration, extra)
+    return run.rps, run.p99_ms, run.requests, run.non_2xx
 
 
 def main() -> int:

@@ -17,7 +17,9 @@ import os
 import re
 import signal
 import sys
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import services, topology
@@ -38,15 +40,45 @@ PORTS = {"nginx": topology.PORTS["nginx"], "issuer": topology.PORTS["issuer"],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.splitlines()[0])
-    for name, default in PORTS.items():
-        parser.add_argument(f"--{name}-port", type=int, default=default, help="0 picks a free port")
-    services.add_arguments(parser, "redis", "amqp")
+    add_arguments(parser)
     parser.add_argument("--check", action="store_true", help="walk the whole path, then exit")
     args = parser.parse_args(argv)
     return run_stoppable(lambda: run(args), "demo")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `assembled` reads: a port for each part, Redis and RabbitMQ."""
+    for name, default in PORTS.items():
+        parser.add_argument(f"--{name}-port", type=int, default=default, help="0 picks a free port")
+    services.add_arguments(parser, "redis", "amqp")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The whole path, running: nginx's URL, each part's port, the demo users."""
+
+    base: str
+    port: dict[str, int]
+    users: dict[str, DemoUser]
+    issuer_env: dict[str, str]
+
+
 def run(args: argparse.Namespace) -> int:
+    with assembled(args) as stack:
+        members = f"http://127.0.0.1:{stack.port['members']}"
+        failures = walk(Walk(stack.base, members, stack.users, stack.issuer_env,
+                             check=args.check))  # fmt: skip
+        if args.check:
+            return 1 if failures else 0
+        print("\nCtrl-C stops the demo.", flush=True)
+        while True:
+            signal.pause()  # until a signal's handler raises
+
+
+@contextmanager
+def assembled(args: argparse.Namespace) -> Iterator[Stack]:
+    """Every part started (Redis and RabbitMQ too, when none answer), and stopped again
+    on the way out, however it is left."""
     port = {name: getattr(args, f"{name}_port") or free_port() for name in PORTS}
     base = f"http://127.0.0.1:{port['nginx']}"  # the issuer's public URL too: one origin
     RUNTIME.mkdir(parents=True, exist_ok=True)
@@ -97,13 +129,7 @@ def run(args: argparse.Namespace) -> int:
             raise StartFailed(f"nginx did not start: {exc}", nginx.error_log()) from exc
         print(f"  nginx {base}  →  verifier :{port['verifier']}  →  gateway :{port['gateway']}"
               f"  →  members :{port['members']}, issuer :{port['issuer']}")  # fmt: skip
-        failures = walk(Walk(base, f"http://127.0.0.1:{port['members']}", users,
-                             issuer_env, check=args.check))  # fmt: skip
-        if args.check:
-            return 1 if failures else 0
-        print("\nCtrl-C stops the demo.", flush=True)
-        while True:
-            signal.pause()  # until a signal's handler raises
+        yield Stack(base, port, users, issuer_env)
 
 
 def _kong_yml(port: dict[str, int], redis_url: str) -> Path:
@@ -128,7 +154,7 @@ def _start(
     """`argv --port port`, its log in run/demo/, stopped with `stack`."""
     child = Child([*argv, "--port", str(port)], log=RUNTIME / f"{name}.log", env=env, cwd=cwd)
     stack.callback(child.stop)
-    child.wait_until(lambda: listening(port), name, 30)
+    child.start().wait_until(lambda: listening(port), name, 30)
 
 
 async def _demo_users(issuer_env: dict[str, str]) -> dict[str, DemoUser]:

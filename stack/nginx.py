@@ -74,7 +74,7 @@ class Nginx:
             log=self.runtime / "nginx.out",
             stop_signal=signal.SIGQUIT,  # graceful: finish requests in flight
         )
-        wait_for_port(port, self.child.process)
+        wait_for_port(port, self.child.start().process)
 
     def stop(self) -> None:
         if self.child is not None:

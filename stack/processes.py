@@ -25,15 +25,26 @@ _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
-def _die_with_parent() -> None:
-    # The signal comes when the *thread* that started the child ends: children are
-    # started from the main thread only.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+#: The signals a command turns into clean-up (`stop_on_signals`).
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def _child_setup(mask: set[int | signal.Signals]) -> Callable[[], None]:
+    def setup() -> None:
+        # The signal comes when the *thread* that started the child ends: children are
+        # started from the main thread only.
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # the child's own, unblocked
+
+    return setup
 
 
 class Child:
-    """One started process; `stop()` ends it and everything in its process group."""
+    """One process; `start()` starts it, `stop()` ends it and everything in its process
+    group. Register the stop before the start: a stop signal that arrives while the
+    process is being started is held until it is recorded here, so it is always stopped.
+    """
 
     def __init__(
         self,
@@ -45,30 +56,47 @@ class Child:
         stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.argv, self.log_path, self.stop_signal = list(argv), log, stop_signal
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as out:  # one run's log: a new start begins it anew
-            self.process = subprocess.Popen(
-                self.argv,
-                env=dict(env) if env is not None else None,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-        self.pid = self.process.pid
+        self.env, self.cwd = env, cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError(f"{self.argv[0]} was not started")
+        return self.process.pid
+
+    def start(self) -> Child:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Held, not lost: a SIGTERM that came between fork and the assignment below would
+        # otherwise unwind the command while this process runs on unrecorded.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            with self.log_path.open("wb") as out:  # one run's log: a new start begins anew
+                self.process = subprocess.Popen(
+                    self.argv,
+                    env=dict(self.env) if self.env is not None else None,
+                    cwd=self.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_child_setup(mask),
+                )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        return self
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        return self.process is not None and self.process.poll() is None
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         """Poll `ready` until true; raise, with the tail of the log, if the process exits
         first or `timeout` passes."""
         deadline = time.monotonic() + timeout
         while not ready():
-            if not self.alive():
-                raise StartFailed(f"{what} exited with {self.process.returncode}", self.log_tail())
+            if self.process is None or self.process.poll() is not None:
+                code = None if self.process is None else self.process.returncode
+                raise StartFailed(f"{what} exited with {code}", self.log_tail())
             if time.monotonic() > deadline:
                 raise StartFailed(f"{what} not ready after {timeout:.0f} s", self.log_tail())
             time.sleep(0.05)
@@ -81,7 +109,10 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace: float = 15) -> None:
-        """End the process group: the stop signal, then SIGKILL after `grace` seconds."""
+        """End the process group: the stop signal, then SIGKILL after `grace` seconds.
+        Nothing to do if it was never started."""
+        if self.process is None:
+            return
         _signal_group(self.pid, self.stop_signal)
         try:
             self.process.wait(timeout=grace)
@@ -127,7 +158,7 @@ class Stopped(Exception):
 def stop_on_signals() -> Iterator[None]:
     """SIGTERM and SIGHUP become `Stopped`, SIGINT stays KeyboardInterrupt; once one has
     arrived, further ones are ignored so that the clean-up itself is not interrupted."""
-    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    caught = tuple(_STOPPING)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         for each in caught:

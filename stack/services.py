@@ -100,7 +100,7 @@ class LocalRedis:
         argv = [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(self.workdir), "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--logfile", ""]  # fmt: skip
-        self.child = Child(argv, log=self.workdir / "redis.log")
+        self.child = Child(argv, log=self.workdir / "redis.log").start()
         self.child.wait_until(lambda: redis_problem(self.url, 0.5) is None, "redis-server", 20)
 
     def stop(self) -> None:
@@ -163,10 +163,10 @@ class LocalRabbitMQ:
         epmd = Child([_binary("epmd"), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
                      log=self.workdir / "epmd.log", env=env)  # fmt: skip
         self.children.append(epmd)
-        epmd.wait_until(lambda: listening(self.epmd_port), "epmd", 10)
+        epmd.start().wait_until(lambda: listening(self.epmd_port), "epmd", 10)
         node = Child([server], log=self.workdir / "rabbitmq.log", env=env, cwd=self.workdir)
         self.children.append(node)
-        node.wait_until(lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
+        node.start().wait_until(lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
                         "rabbitmq-server", 90)  # fmt: skip
 
     def stop(self) -> None:

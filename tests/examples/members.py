@@ -59,7 +59,7 @@ class MembersProcess:
         }  # fmt: skip
         self.child = Child([sys.executable, "-m", "examples.members"], log=log, env=env, cwd=ROOT)
         try:
-            wait_for_port(self.port, self.child.process, timeout=20)
+            wait_for_port(self.port, self.child.start().process, timeout=20)
         except (RuntimeError, TimeoutError) as exc:
             self.child.stop()
             raise AssertionError(f"{exc}\n{self.child.log_tail()}") from exc

@@ -128,6 +128,44 @@ def test_a_signal_stops_everything_the_demo_started(signum: int, when: str) -> N
     still = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout
     reopened = {p for p in ports if f":{p} " in still}
     assert not reopened, f"ports the demo opened still listen: {reopened}"
+    assert not _strays(), "left running"
+
+
+def _strays() -> dict[int, str]:
+    """Processes working in, or naming, the demo's run/ directory (its private Redis and
+    RabbitMQ): found by what they are, not by whom they descend from, so one started in
+    the instant of a signal, after any snapshot of the demo's children, is found too."""
+    run = str(REPO / "run")
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if _alive(int(entry.name)) and (cwd.startswith(run) or run in cmdline):
+            found[int(entry.name)] = cmdline[:120]
+    return found
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.02, 0.1, 0.3, 1.0])
+def test_a_signal_while_rabbitmq_is_starting_leaves_nothing(delay: float) -> None:
+    """SIGTERM at moments spread over the start of the private RabbitMQ (its port mapper,
+    then the node): whichever process was being started at that instant is stopped."""
+    assert not _strays(), "left over before the test"
+    demo = _start_demo()
+    try:
+        _read_until(demo, "Redis: ")
+        time.sleep(delay)  # the moment of the signal is what varies
+        demo.send_signal(signal.SIGTERM)
+        out, _ = demo.communicate(timeout=90)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 128 + signal.SIGTERM, out
+    wait_until(lambda: not _strays(), 20, lambda: f"still running: {_strays()}")
 
 
 def test_a_start_up_that_fails_half_way_stops_what_was_started() -> None:
