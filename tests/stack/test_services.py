@@ -109,7 +109,9 @@ def test_bin_setup_on_an_installed_machine_is_one_line_per_step() -> None:
     assert all(line.startswith("setup: ") for line in lines), result.stderr
 
 
-@pytest.mark.parametrize("command", ["bench", "bench-issuer", "bench-events", "bench-gateway"])
+@pytest.mark.parametrize(
+    "command", ["bench", "bench-issuer", "bench-events", "bench-gateway", "bench-path"]
+)
 def test_each_benchmark_command_starts(command: str) -> None:
     """Through the README's own command (imports, arguments), without measuring."""
     result = subprocess.run(
