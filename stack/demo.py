@@ -152,6 +152,8 @@ def _start(
     cwd: Path | None = None,
 ) -> None:
     """`argv --port port`, its log in run/demo/, stopped with `stack`."""
+    if listening(port):  # else the wait below would take another program for ours
+        raise StartFailed(f"{name}: port {port} is in use (choose another: --{name}-port)", "")
     child = Child([*argv, "--port", str(port)], log=RUNTIME / f"{name}.log", env=env, cwd=cwd)
     stack.callback(child.stop)
     child.start().wait_until(lambda: listening(port), name, 30)

@@ -128,6 +128,7 @@ class LocalRabbitMQ:
         self.workdir, (self.port, self.epmd_port, self.dist_port) = workdir, ports
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.children: list[Child] = []
+        self.ready = False
 
     def _env(self) -> dict[str, str]:
         work = self.workdir
@@ -168,10 +169,14 @@ class LocalRabbitMQ:
         self.children.append(node)
         node.start().wait_until(lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
                         "rabbitmq-server", 90)  # fmt: skip
+        self.ready = True
 
     def stop(self) -> None:
+        # A node that came up gets time to stop cleanly; one stopped half-way through its
+        # boot has nothing to keep and may not heed SIGTERM before it is booted.
+        grace = 30 if self.ready else 3
         for child in reversed(self.children):  # the node first, then its port mapper
-            child.stop(grace=30)
+            child.stop(grace=grace)
 
 
 # --- the rule -------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
 def test_validate_the_projects_kong_yml() -> None:
     result = run_gateway("validate", str(REPO / "kong" / "kong.yml"))
     assert result.returncode == 0, result.stderr
-    assert "valid (2 services, 4 routes, 1 plugins" in result.stdout
+    assert "valid (2 services, 5 routes, 1 plugins" in result.stdout
 
 
 def test_validate_env_substitution_like_deck(tmp_path: Path) -> None:
