@@ -53,11 +53,19 @@ def read(source: str) -> str:
     if source == "-":
         import sys
 
-        return sys.stdin.read()
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise DeclarativeError(source, [("", f"cannot read: {exc.strerror}")]) from exc
     try:
-        return Path(source).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeclarativeError(source, [("", f"cannot read: {exc.strerror}")]) from exc
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Kong's YAML and JSON readers take UTF-8 only; say where, never a traceback.
+        line = data.count(b"\n", 0, exc.start) + 1
+        where = f"line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        raise DeclarativeError(source, [("", where)]) from exc
 
 
 def substitute(text: str, environ: Mapping[str, str]) -> tuple[str, list[Problem]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway import defaults, schema
+from gateway import addresses, defaults, paths, schema
 from gateway.model import Config, Consumer, PluginConf, Route, Service, Target, Upstream
 from gateway.plugins import PluginError, find
 
@@ -25,9 +25,10 @@ CONSUMER = COMMON | {"username", "custom_id", "plugins"}
 UPSTREAM = COMMON | {"name", "targets"}
 TARGET = COMMON | {"target", "weight"}
 
-_NAME = re.compile(r"^[\w.~-]+$")  # Kong's utf8_name: letters, digits and . - _ ~
-_HOST = re.compile(r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)*(\.\*)?$")
-_METHOD = re.compile(r"^[A-Z]+$")
+# Kong's utf8_name (kong/db/schema/typedefs.lua:137-150 at 3.9.1): ASCII letters, digits and
+# . - _ ~, and any non-ASCII character.
+_NAME = re.compile(r"^(?:[A-Za-z0-9._~-]|[^\x00-\x7f])+\Z")
+_METHOD = re.compile(r"^[A-Z]+\Z")
 PORTS = {"http": 80, "https": 443}
 
 
@@ -89,6 +90,8 @@ class Builder:
                 self.bad(f"{path}.url", "invalid port in url")
             if not host:
                 self.bad(f"{path}.url", "expected a URL like http://host:port/path")
+            elif (problem := addresses.service_host(host)) is not None:
+                self.bad(f"{path}.url", f"host {problem}")
         else:
             protocol = self.value(raw, "protocol", path, str, defaults.SERVICE["protocol"])
             host = self.value(raw, "host", path, str, None)
@@ -96,13 +99,18 @@ class Builder:
             svc_path = self.value(raw, "path", path, str, None)
             if "host" not in raw:
                 self.bad(f"{path}.host", "required field missing (or set url)")
+            elif isinstance(host, str) and (problem := addresses.service_host(host)) is not None:
+                self.bad(f"{path}.host", problem)
         if protocol not in PORTS:
             self.bad(f"{path}.protocol", "expected one of: http, https")
         port = PORTS.get(protocol, 80) if port is None else port
-        if not 0 < port < 65536:
+        if not 0 <= port <= 65535:  # typedefs.lua:311-315: 0 is a port Kong accepts
             self.bad(f"{path}.port", "value should be between 0 and 65535")
-        if svc_path is not None and not svc_path.startswith("/"):
-            self.bad(f"{path}.path", "should start with: /")
+        if svc_path is not None and (problem := paths.service_path(svc_path)) is not None:
+            self.bad(f"{path}.path", problem)
+        retries = self.value(raw, "retries", path, int, defaults.SERVICE["retries"])
+        if not 0 <= retries <= 32767:  # kong/db/schema/entities/services.lua:29-30
+            self.bad(f"{path}.retries", "value should be between 0 and 32767")
         timeouts = [self.value(raw, t, path, int, defaults.SERVICE[t]) for t in _TIMEOUTS]
         for key, timeout in zip(_TIMEOUTS, timeouts, strict=True):
             if not 1 <= timeout <= 2**31 - 2:
@@ -114,7 +122,7 @@ class Builder:
                 host=host or "",
                 port=port,
                 path=svc_path,
-                retries=self.value(raw, "retries", path, int, defaults.SERVICE["retries"]),
+                retries=retries,
                 connect_timeout=timeouts[0],
                 write_timeout=timeouts[1],
                 read_timeout=timeouts[2],
@@ -142,26 +150,24 @@ class Builder:
             self.bad(f"{path}.service", "a nested route belongs to its service already")
         name = self.name(raw, path)
         service = service or self.name(raw, path, "service", need=False) or None
-        paths = tuple(self.strings(raw, "paths", path, self.check_path))
+        route_paths = tuple(self.strings(raw, "paths", path, self.check_path))
         methods = tuple(self.strings(raw, "methods", path, self.check_method))
         hosts = tuple(self.strings(raw, "hosts", path, self.check_host))
-        protocols = tuple(self.strings(raw, "protocols", path, None)) or defaults.ROUTE["protocols"]
-        for i, proto in enumerate(protocols):
-            if proto not in PORTS:
-                self.bad(f"{path}.protocols[{i}]", "expected one of: http, https")
+        protocols = self.protocols(raw, path)
         if not any(raw.get(key) for key in ("paths", "methods", "hosts")):
             self.bad(path, "must set one of 'methods', 'hosts', 'paths'")
+        # routes.lua:194 accepts v0 and v1; the traditional_compatible router joins every
+        # route's upstream path the v0 way (kong/router/atc.lua:336-345), so v1 runs as v0.
         handling = self.value(raw, "path_handling", path, str, "v0")
-        if handling != "v0":
-            # v1 exists only in Kong's `traditional` router, not its 3.x default.
-            self.bad(f"{path}.path_handling", "only v0 is supported (Kong's default router)")
+        if handling not in ("v0", "v1"):
+            self.bad(f"{path}.path_handling", "expected one of: v0, v1")
         self.routes.append(
             Route(
                 name=name,
                 service=service,
-                paths=paths,
+                paths=route_paths,
                 methods=methods,
-                hosts=tuple(h.lower() for h in hosts),
+                hosts=hosts,
                 strip_path=self.value(raw, "strip_path", path, bool, defaults.ROUTE["strip_path"]),
                 preserve_host=self.value(
                     raw, "preserve_host", path, bool, defaults.ROUTE["preserve_host"]
@@ -177,6 +183,21 @@ class Builder:
         )
         self.nested(raw, path, "plugins", self.plugin, route=name)
 
+    def protocols(self, raw: dict[str, Any], path: str) -> tuple[str, ...]:
+        """routes.lua:136-149: a required, non-empty set; only http and https are in the subset."""
+        if "protocols" not in raw:
+            return tuple(defaults.ROUTE["protocols"])
+        if raw["protocols"] is None:
+            self.bad(f"{path}.protocols", "required field missing")
+            return ()
+        protocols = tuple(self.strings(raw, "protocols", path, None))
+        if isinstance(raw["protocols"], list) and not raw["protocols"]:
+            self.bad(f"{path}.protocols", "length must be at least 1")
+        for i, proto in enumerate(protocols):
+            if proto not in PORTS:
+                self.bad(f"{path}.protocols[{i}]", "expected one of: http, https")
+        return protocols
+
     def strings(self, raw: dict[str, Any], key: str, path: str, check: Any) -> list[str]:
         items = raw.get(key) or []
         if not isinstance(items, list):
@@ -191,17 +212,10 @@ class Builder:
         return good
 
     def check_path(self, value: str, path: str) -> bool:
-        if value.startswith("~"):
-            try:
-                re.compile(value[1:])
-            except re.error as exc:
-                self.bad(path, f"invalid regex: {exc}")
-                return False
-            return True
-        if not value.startswith("/"):
-            self.bad(path, "should start with: / (fixed path) or ~/ (regex path)")
-            return False
-        return True
+        problem = paths.route_path(value)
+        if problem is not None:
+            self.bad(path, problem)
+        return problem is None
 
     def check_method(self, value: str, path: str) -> bool:
         if not _METHOD.match(value):
@@ -210,10 +224,10 @@ class Builder:
         return True
 
     def check_host(self, value: str, path: str) -> bool:
-        if not _HOST.match(value) or (value.startswith("*.") and value.endswith(".*")):
-            self.bad(path, "invalid hostname (a wildcard * is allowed as the first or last label)")
-            return False
-        return True
+        problem = addresses.route_host(value)
+        if problem is not None:
+            self.bad(path, problem)
+        return problem is None
 
     def plugin(self, item: Any, path: str, **ref: str) -> None:
         raw = self.fields(item, path, PLUGIN)
@@ -250,8 +264,12 @@ class Builder:
         raw = self.fields(item, path, CONSUMER)
         if raw is None:
             return
-        username = self.name(raw, path, "username", need=False) or None
+        # consumers.lua:12-23: username and custom_id are any non-empty strings.
+        username = self.value(raw, "username", path, str, None)
         custom_id = self.value(raw, "custom_id", path, str, None)
+        for key, value in (("username", username), ("custom_id", custom_id)):
+            if value == "":
+                self.bad(f"{path}.{key}", "length must be at least 1")
         if not (username or custom_id):
             self.bad(
                 path, "at least one of these fields must be non-empty: 'custom_id', 'username'"
@@ -265,22 +283,27 @@ class Builder:
         if raw is None:
             return
         name = self.name(raw, path)
+        if name and (problem := addresses.upstream_name(name)) is not None:
+            self.bad(f"{path}.name", problem)
         targets = []
         for i, target in enumerate(raw.get("targets") or []):
             where = f"{path}.targets[{i}]"
             got = self.fields(target, where, TARGET)
             if got is None:
                 continue
-            host, _, port = str(got.get("target", "")).rpartition(":")
-            if not host or not port.isdigit():
-                host, port = str(got.get("target", "")), str(defaults.TARGET["port"])
-            if not host or not _HOST.match(host) or not 0 < int(port) < 65536:
-                self.bad(f"{where}.target", "expected host or host:port")
+            text = self.value(got, "target", where, str, None)
+            if text is None:
+                self.bad(f"{where}.target", "required field missing")
+                continue
+            address = addresses.target(text)
+            if isinstance(address, str):
+                self.bad(f"{where}.target", address)
                 continue
             weight = self.value(got, "weight", where, int, defaults.TARGET["weight"])
             if not 0 <= weight <= 65535:
                 self.bad(f"{where}.weight", "value should be between 0 and 65535")
-            targets.append(Target(host=host, port=int(port), weight=weight))
+            port = defaults.TARGET["port"] if address.port is None else address.port
+            targets.append(Target(host=address.host, port=port, weight=weight))
         self.upstreams.append(Upstream(name=name, targets=tuple(targets), where=path, raw=raw))
 
     def finish(self) -> Config:

@@ -99,12 +99,14 @@ class Gateway:
         except TooLarge:  # nginx answers before routing, and reads none of the body
             await _send(send, *too_large(self.body_limit))
             return
-        host = _header(scope, b"host") or ""
+        host = _header(scope, b"host")
+        server_port = (scope.get("server") or ("", None))[1]
         # The path as received: `scope["path"]` is already decoded once (ASGI), and
         # decoding it again for routing let `%252e%252e` climb out of a prefix (issue 12).
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
         try:
-            match = self.router.match(scope["method"], host, raw_path.split(b"?", 1)[0])
+            path = raw_path.split(b"?", 1)[0]
+            match = self.router.match(scope["method"], host, path, server_port)
         except BadPath as exc:
             log.info("gateway: refused a request path: %s", exc)
             await _answer(send, exc.status, {"message": "Bad request"})

@@ -62,7 +62,7 @@ def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
         "services[1].host: expected a string",
         "services[1].port: value should be between 0 and 65535",
         "services[1].colour: unknown field",
-        "services[1].routes[0].hosts[0]: invalid hostname",
+        "services[1].routes[0].hosts[0]: invalid wildcard: must have at most one wildcard",
         "services[1].routes[0].plugins[0].config.lock_seconds: value should be between 1 and 3600",
         "services[1].routes[0].plugins[0].config.colour: unknown field",
         "services[1].routes[0].plugins[0].config.methods[0]: expected one of: POST, PATCH, PUT, DELETE",
@@ -71,7 +71,7 @@ def test_validate_reports_every_error_with_its_path(tmp_path: Path) -> None:
         "routes[0].service: no service named 'missing'",
         "routes[1]: must set one of 'methods', 'hosts', 'paths'",
         "plugins[0].name: unknown plugin 'rate-limiting'",
-        "upstreams[0].targets[0].target: expected host or host:port",
+        "upstreams[0].targets[0].target: Invalid target ('bad host:1'); not a valid hostname",
     ]
     for line in expected:
         assert line in result.stderr, f"missing {line!r} in:\n{result.stderr}"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.router import join
+from gateway.router import sanitize_postfix, upstream_uri_v0
 
 from ..gateway_harness import GatewayProcess
 from .wire import RawUpstream, corpus, send
@@ -146,8 +146,8 @@ def test_upstream_decodes_once_to_what_was_routed(
     segments, trailing = decoded_segments(raw)
     routed = canonical(segments, trailing)
     route = route_for(routed)
-    rest = routed[len(ROUTES[route]) :] if STRIP[route] else routed
-    want = decoded_segments(join("/", rest))
+    rest = sanitize_postfix(routed[len(ROUTES[route]) :])
+    want = decoded_segments(upstream_uri_v0(STRIP[route], rest, routed, "/"))
     assert [n for n, targets in received.items() if targets] == [route]
     (target,) = received[route]
     # Correctly encoded: only characters a path may carry literally (RFC 3986 §3.3).

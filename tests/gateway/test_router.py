@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway import declarative
-from gateway.router import Router, join
+from gateway.router import Router
 
 from ..gateway_harness import CountingUpstream, GatewayProcess
 
@@ -80,23 +80,6 @@ def test_route_order_and_paths(
 
 def test_no_match(router: Router) -> None:
     assert router.match("GET", "x.test", "/nothing") is None
-
-
-@pytest.mark.parametrize(
-    ("service", "rest", "expected"),
-    [
-        ("/s", "", "/s"),
-        ("/s", "/", "/s/"),
-        ("/s", "/foo", "/s/foo"),
-        ("/s", "foo", "/s/foo"),
-        ("/s/", "", "/s"),
-        ("/s/", "/foo", "/s/foo"),
-        (None, "/foo", "/foo"),
-        (None, "", "/"),
-    ],
-)
-def test_v0_path_joining(service: str | None, rest: str, expected: str) -> None:
-    assert join(service, rest) == expected
 
 
 @pytest.fixture(scope="module")
