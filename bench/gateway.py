@@ -13,7 +13,8 @@ then the median. Absolute numbers depend on the machine; the ratios are the resu
 
 Then the plugin in kong-pdk's real plugin server, driven over its socket as Kong 3.9.1
 drives it (tests/kong_rpc.py): per request kind, the RPC round trips one request costs and
-the latency of the plugin's phases (upstream time excluded), median and p99.
+the latency of the whole request as the harness runs it (the plugin's phases, plus the
+upstream call for requests that reach it), median and p99.
 """
 
 from __future__ import annotations
