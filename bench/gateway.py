@@ -10,6 +10,11 @@ against the same upstream hit directly.
 
 All in one run, one after the other, `--rounds` times; each ratio is taken within a round,
 then the median. Absolute numbers depend on the machine; the ratios are the result.
+
+Then the plugin in kong-pdk's real plugin server, driven over its socket as Kong 3.9.1
+drives it (tests/kong_rpc.py): per request kind, the RPC round trips one request costs and
+the latency of the whole request as the harness runs it (the plugin's phases, plus the
+upstream call for requests that reach it), median and p99.
 """
 
 from __future__ import annotations
@@ -17,8 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from statistics import median
+from statistics import median, quantiles
+from typing import Any
 
 import httpx
 import yaml
@@ -112,7 +121,42 @@ def measure(args: argparse.Namespace, redis_url: str) -> None:
                     rps, p99, requests, bad = wrk(url, args, extra)
                     results.append(Result(name, rps, p99, requests, bad))
                 rounds.append(results)
+            costs = rpc_costs(redis_url, f"http://127.0.0.1:{up_port}", work)
     report(rounds, args)
+    print(
+        f"\n{'plugin server (kong-pdk), per request':<36}{'RPCs':>6}{'median ms':>11}{'p99 ms':>9}"
+    )
+    for name, trips, lat in costs:
+        print(f"{name:<36}{trips:>6}{median(lat):>11.2f}{quantiles(lat, n=100)[98]:>9.2f}")
+
+
+def rpc_costs(redis_url: str, upstream: str, work: Path, n: int = 300) -> list[Any]:
+    """Round trips and phase latency per request kind, through the real plugin server."""
+    from tests.kong_rpc import MiniKong, PluginServer, Request
+
+    server = PluginServer(work, work / "pluginserver.log")
+    try:
+        kong = MiniKong(server, {"redis_url": redis_url}, upstream)
+        user = {"X-Auth-User": "bench", "Content-Type": "application/json"}
+        replay_key = "replay-" + uuid.uuid4().hex
+        kinds: dict[str, Callable[[], dict[str, str]]] = {
+            "first keyed POST": lambda: {**user, "Idempotency-Key": uuid.uuid4().hex},
+            "replay": lambda: {**user, "Idempotency-Key": replay_key},
+            "no key": lambda: dict(user),
+        }
+        out = []
+        for name, headers in kinds.items():
+            trips, lat = 0, []
+            for _ in range(n):
+                req = Request("POST", "/x", headers(), b"{}")
+                before, start = server.trips, time.perf_counter()
+                kong.handle(req)
+                lat.append((time.perf_counter() - start) * 1000)
+                trips = server.trips - before
+            out.append((name, trips, lat))
+        return out
+    finally:
+        server.stop()
 
 
 def report(rounds: list[list[Result]], args: argparse.Namespace) -> None:

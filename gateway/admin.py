@@ -6,14 +6,17 @@ Kong's documented behaviour this relies on:
 - `GET /config` → `{"config": "<YAML>"}`;
 - `POST /config?check_hash=1&flatten_errors=1` with `{"config": "<text>"}` → 201 loaded,
   304 the same text is already loaded, 400 with `flattened_errors` (one entry per entity:
-  `entity_type`, `entity_name`, `entity`, `errors: [{type, field, message}]`).
+  `entity_type`, `entity_name`, `entity`, `errors: [{type, field, message}]`), 429 with
+  `Retry-After` (seconds) while Kong still loads the previous config
+  (kong/api/routes/config.lua:151-157 at 3.9.1).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -24,13 +27,23 @@ from gateway.model import Config
 
 log = logging.getLogger("authgate.gateway")
 
+# A busy Kong (429) is asked again this many times, waiting its Retry-After each time.
+BUSY_RETRIES = 5
+
 
 class AdminError(Exception):
     """The Admin API could not be reached or refused the request."""
 
 
 class Admin:
-    def __init__(self, addr: str, headers: Sequence[str] = (), timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        addr: str,
+        headers: Sequence[str] = (),
+        timeout: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.sleep, self.timeout = sleep, timeout
         extra: dict[str, str] = {}
         for header in headers:
             name, sep, value = header.partition(":")
@@ -90,12 +103,20 @@ class Admin:
         return changes
 
     def sync(self, config: Config, text: str) -> None:
-        response = self.call(
-            "POST",
-            "/config",
-            params={"check_hash": "1", "flatten_errors": "1"},
-            json={"config": text},
-        )
+        for attempt in range(BUSY_RETRIES + 1):
+            response = self.call(
+                "POST",
+                "/config",
+                params={"check_hash": "1", "flatten_errors": "1"},
+                json={"config": text},
+            )
+            if response.status_code != 429 or attempt == BUSY_RETRIES:
+                break
+            # Kong is still loading the previous config; its Retry-After says for how long
+            # (seconds), bounded by --timeout so a stuck Kong fails sync instead of hanging it.
+            wait = min(_seconds(response.headers.get("retry-after")), self.timeout)
+            log.info("Kong is busy loading a config; posting again in %.1f s", wait)
+            self.sleep(wait)
         if response.status_code == 304:
             print("Kong already runs this configuration (same hash); nothing to load.")
             return
@@ -108,6 +129,14 @@ class Admin:
 def _hash(text: str) -> str:
     """Kong's configuration hash for a config posted as a string (MD5 of it)."""
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (Kong sends a number); 1 s when absent or a date."""
+    try:
+        return max(0.0, float(retry_after or 1))
+    except ValueError:
+        return 1.0
 
 
 def _message(response: httpx.Response) -> str:

@@ -28,6 +28,8 @@ class Exchange:
     exit: tuple[int, bytes, dict[str, Any]] | None = None
     status: int = 0
     source: str = "service"  # "service" | "exit" | "error", as kong.response.get_source
+    request_line: str = ""  # nginx's $request: "METHOD target HTTP/x.y", as received
+    buffered: bool = True  # ngx.ctx.buffered_proxying: False skips the response phase
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     response_body: bytes = b""
 
@@ -61,8 +63,27 @@ class _Request:
     def get_headers(self, max_headers: int | None = None) -> dict[str, Any]:
         return multi_map(self._ex.headers)
 
-    def get_raw_body(self) -> bytes:
+    def get_raw_body(self, max_allowed_file_size: int | None = None) -> bytes:
+        # Read whole before the plugins run (bounded by --client-max-body-size), so no
+        # body is "in a file" here; the plugin checks the size itself.
         return self._ex.body
+
+
+class _Nginx:
+    """kong.nginx as Kong exposes it to external plugins (plugin_servers/plugin.lua)."""
+
+    def __init__(self, ex: Exchange) -> None:
+        self._ex = ex
+
+    def get_var(self, name: str) -> str | None:
+        if name != "request":
+            raise AttributeError(f"serve offers only $request, not ${name}")
+        return self._ex.request_line
+
+    def set_ctx(self, key: str, value: Any) -> None:
+        if key != "buffered_proxying":
+            raise AttributeError(f"serve offers only ngx.ctx.buffered_proxying, not {key}")
+        self._ex.buffered = bool(value)
 
 
 class _Response:
@@ -145,3 +166,4 @@ class Kong:
         self.router = _Router(ex)
         self.client = _Client(ex)
         self.ctx = _Ctx(ex)
+        self.nginx = _Nginx(ex)

@@ -4,10 +4,11 @@ Routes with no plugin stream both ways (the body is never held). Every body is b
 `client_max_body_size` (gateway/body.py: 413 before reading a declared length over it, or
 the moment a chunked body passes it). Where a plugin applies, the request body is read
 for it and the response is buffered so its `response` phase can read it, as Kong buffers
-for external plugins with a response phase. Upstream connections are pooled and kept
-alive by one aiohttp client session. Gateway-made answers use Kong's bodies
-(`{"message": "no Route matched with those values"}`, 502, 504) and mark the response's
-source "error", which is how a plugin tells a gateway failure from an upstream answer.
+for external plugins with a response phase (unless a plugin unset `buffered_proxying`).
+Upstream connections are pooled and kept alive by one aiohttp client session.
+Gateway-made answers use Kong's bodies (`{"message": "no Route matched with those
+values"}`, 502, 504) and mark the response's source "error", which is how a plugin tells
+a gateway failure from an upstream answer.
 """
 
 from __future__ import annotations
@@ -134,12 +135,15 @@ class Gateway:
             client_ip=(scope.get("client") or ("", 0))[0],
             route=entity("route", match.route),
             service=entity("service", match.service),
+            request_line=_request_line(scope),
         )
         await self.plugins.run("access", chain, ex)
         if ex.exit is None:
             await self.buffered(scope, ex, match)
-            # Kong skips the response phase when it, not the upstream, answered.
-            if ex.source == "service":
+            # Kong 3.9 runs the response phase after any buffered answer, also when it (not
+            # the upstream) answered: then get_source() is "error" (kong/init.lua
+            # Kong.response, Kong.handle_error). A plugin that unset buffering skips it.
+            if ex.buffered:
                 await self.plugins.run("response", chain, ex)
         if ex.exit is not None:  # a plugin ended the request (or replaced the answer)
             ex.status, ex.response_body, extra = ex.exit
@@ -259,6 +263,15 @@ def _forwardable(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         for k, v in raw
         if k.lower().decode("latin-1") not in HOP_BY_HOP
     ]
+
+
+def _request_line(scope: Scope) -> str:
+    """nginx's `$request` for this request: method, target as received, protocol."""
+    target = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    version = scope.get("http_version", "1.1")
+    return f"{scope['method']} {target.decode('latin-1')} HTTP/{version}"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -8,10 +8,13 @@ upstream; the same key with a different request gets 422. Keys are scoped per ro
 (else service) and per caller, and stored hashed.
 
 Written to the kong-pdk contract (module-level `Schema`, `version`, `priority`, class
-`Plugin(config)` with phase methods), python-style: PDK errors raise. The same file runs
-under Kong's dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see
-kong/README.md) and under `authgate-gateway serve`. It imports only redis and kong-pdk
-(its exception class where installed; its server when run as one).
+`Plugin(config)` with phase methods), python-style. Kong 3.9 never answers a PDK call with
+an error: a failed call returns nil (kong/runloop/plugin_servers/rpc/mp_rpc.lua:125-166),
+so results are checked, not caught. The phases are `access` and `response` and cost few
+round trips to Kong (docs/gateway.md, Performance). The same file runs under Kong's
+dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see kong/README.md)
+and under `authgate-gateway serve`. It imports only redis, and kong-pdk when run as a
+server.
 """
 
 from __future__ import annotations
@@ -26,16 +29,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import redis
-
-try:
-    from kong_pdk.exception import PDKException
-
-    # What a failed PDK call raises in Kong's plugin server, python-style (--no-lua-style).
-    PDK_ERRORS: tuple[type[Exception], ...] = (PDKException,)
-except ImportError:
-    # Under `serve` without kong-pdk: its PDK reads the body before the plugin runs
-    # (serve's own 413 comes first), so get_raw_body has no failure to catch here.
-    PDK_ERRORS = ()
 
 version = "1.0.0"
 # Runs after authentication plugins (1000-1999) and rate limiting (910), before the
@@ -61,6 +54,9 @@ Schema: list[dict[str, dict[str, Any]]] = [
     # read_timeout (Kong's default 60 s): a lock that lapses mid-request lets a retry run
     # twice. Completion is fenced by an owner token either way.
     {"lock_seconds": {"type": "integer", "default": 75, "between": [1, 3600]}},
+    # Keyed request bodies larger than this get 413 (they are read whole to fingerprint
+    # them; Kong reads one over client_body_buffer_size back from its temp file).
+    {"max_request_body_bytes": {"type": "integer", "default": 1048576, "between": [1, 16777216]}},
     # Responses larger than this are not kept: a retry gets 409 response-not-stored.
     {"max_body_bytes": {"type": "integer", "default": 1048576, "between": [0, 16777216]}},
     # "store": an upstream 5xx is replayed like any response (the upstream may have done
@@ -184,11 +180,35 @@ def fingerprint(
     return digest.hexdigest()
 
 
-def pieces(body: bytes | str | None, size: int = 1 << 20) -> Iterator[memoryview]:
+def pieces(body: bytes, size: int = 1 << 20) -> Iterator[memoryview]:
     """The body in slices of `size` bytes, as views into it (nothing is copied)."""
-    view = memoryview(body.encode() if isinstance(body, str) else (body or b""))
+    view = memoryview(body)
     for start in range(0, len(view), size):
         yield view[start : start + size]
+
+
+def request_line(kong: Any) -> tuple[str, str, str]:
+    """(method, path, query) from nginx's `$request`, one PDK call instead of three.
+
+    The path is the request-target as the client sent it (not normalized): two spellings
+    of one path are two requests to the fingerprint, the safe direction.
+    """
+    line = str(kong.nginx.get_var("request") or "")
+    method, _, rest = line.partition(" ")
+    target = rest.rsplit(" ", 1)[0] if " " in rest else rest
+    path, _, query = target.partition("?")
+    return method.upper(), path, query
+
+
+def unbuffer(kong: Any) -> None:
+    """Tells Kong not to buffer this response: this request stores nothing.
+
+    A plugin with a `response` phase makes Kong buffer every response on its routes
+    (kong/runloop/plugins_iterator.lua:398 at 3.9.1) and run that phase after it; this
+    unsets the flag `kong.service.request.enable_buffering()` sets, so Kong streams and
+    skips the phase. Another plugin with a response phase on the same route would lose it.
+    """
+    kong.nginx.set_ctx("buffered_proxying", False)
 
 
 def first(headers: dict[str, Any], name: str) -> str | None:
@@ -208,6 +228,10 @@ class Plugin:
         self.retention = int(config["retention_seconds"])
         self.lock_ms = int(config["lock_seconds"]) * 1000
         self.max_body = int(config["max_body_bytes"])
+        self.max_request = int(config["max_request_body_bytes"])
+        # Kong adds the entity the plugin is attached to (kong/runloop/plugins_iterator.lua:164
+        # at 3.9.1): a route's plugin knows its scope without asking per request.
+        self.route_id = config.get("route_id")
         self.release_5xx = config["on_5xx"] == "release"
         self.replay_headers = frozenset(h.lower() for h in config["replay_headers"])
         self.fail_open = bool(config["fail_open"])
@@ -217,33 +241,40 @@ class Plugin:
         self.release = redis_client.register_script(RELEASE)
 
     def access(self, kong: Any) -> None:
-        method = kong.request.get_method()
-        if method not in self.methods:
-            return
-        headers = kong.request.get_headers()
+        try:
+            self.check(kong)
+        except Exception:
+            # kong-pdk's server answers Kong only when a phase returns: one that raises leaves
+            # Kong's call and the server's thread waiting for ever (kong_pdk/server.py).
+            logger.exception("idempotency: access failed")
+            problem(kong, 500, "internal", "The idempotency check failed; nothing was run.")
+
+    def check(self, kong: Any) -> None:
+        headers = kong.request.get_headers() or {}
         raw = next((v for h in KEY_HEADERS if (v := first(headers, h)) is not None), None)
         if raw is None:
-            if self.required:
+            if self.required and (method := request_line(kong)[0]) in self.methods:
                 problem(kong, 400, "key-missing", f"{method} here needs an Idempotency-Key.")
+            else:
+                unbuffer(kong)
+            return
+        method, path, query = request_line(kong)
+        if method not in self.methods:
+            unbuffer(kong)
             return
         key = parse_key(raw.strip())
         if key is None:
             detail = "Idempotency-Key must be 1-255 printable ASCII characters."
             problem(kong, 400, "key-malformed", detail)
             return
-        try:
-            body = kong.request.get_raw_body()
-        except PDK_ERRORS:  # Kong: body spilled to disk, larger than client_body_buffer_size
-            problem(kong, 413, "body-too-large", "The request body is too large to key.")
+        body = self.request_body(kong, headers)
+        if body is None:
+            detail = f"A keyed request body may be at most {self.max_request} bytes."
+            problem(kong, 413, "body-too-large", detail)
             return
         record = self.record_key(kong, headers, key)
-        fp = fingerprint(
-            method,
-            kong.request.get_path(),
-            kong.request.get_raw_query() or "",
-            first(headers, "content-type") or "",
-            pieces(body),
-        )
+        content_type = first(headers, "content-type") or ""
+        fp = fingerprint(method, path, query, content_type, pieces(body))
         owner = secrets.token_hex(16)
         try:
             reply = self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
@@ -263,34 +294,50 @@ class Plugin:
         else:
             self.replay(kong, reply)
 
+    def request_body(self, kong: Any, headers: dict[str, Any]) -> bytes | None:
+        """The request body, or None when it is over `max_request_body_bytes`.
+
+        Kong keeps a body over `client_body_buffer_size` (8 KiB) in a temp file, and
+        `get_raw_body()` answers nil for it; given a size it reads the file up to that size
+        (kong/pdk/request.lua:714-760 at 3.9.1). A declared length over the limit is refused
+        without asking Kong; nil is never fingerprinted (it would make two different large
+        bodies one request).
+        """
+        length = first(headers, "content-length")
+        if length is None and first(headers, "transfer-encoding") is None:
+            return b""  # no body: nothing to fetch
+        if length is not None and (not length.isdigit() or int(length) > self.max_request):
+            return None
+        body = kong.request.get_raw_body(self.max_request)
+        if isinstance(body, str):
+            body = body.encode("latin-1")
+        if body is None or len(body) > self.max_request:
+            return None
+        return bytes(body)
+
     def response(self, kong: Any) -> None:
-        if (held := _held(kong)) is None:
-            return
-        record, owner = held
+        """Stores the upstream's answer, or frees the key when it must not be kept.
+
+        Kong 3.9 runs this phase whenever it buffered the response, also when the upstream
+        failed (then `get_source()` is "error": kong/init.lua Kong.response and
+        Kong.handle_error), so no log phase is needed to free a key. A request that never
+        gets here (the client went away) keeps its key until `lock_seconds` lapse.
+        """
         try:
-            self.finish(kong, record, owner)
+            held = kong.ctx.shared.get(CTX_KEY)
+            if held:
+                record, owner = str(held).split(" ", 1)
+                self.finish(kong, record, owner)
         except redis.RedisError as exc:
             # The response still goes out; the lock lapses after lock_seconds.
             logger.error("idempotency: could not record a response: %s", exc)
-        kong.ctx.shared.set(CTX_KEY, "")
-
-    def log(self, kong: Any) -> None:
-        """Frees a key whose request never reached `response`.
-
-        Kong skips the response phase when the upstream cannot be reached (it answers 502
-        from its error handler); the log phase always runs, after the client has its answer.
-        """
-        if (held := _held(kong)) is None:
-            return
-        record, owner = held
-        try:
-            self.release(keys=[record], args=[owner])
-        except redis.RedisError as exc:
-            logger.error("idempotency: could not release a key: %s", exc)
+        except Exception:
+            logger.exception("idempotency: response phase failed")
 
     def finish(self, kong: Any, record: str, owner: str) -> None:
-        status = int(kong.response.get_status())
-        if kong.response.get_source() != "service" or (status >= 500 and self.release_5xx):
+        source = kong.response.get_source()
+        status = int(kong.response.get_status() or 0)
+        if source != "service" or (status >= 500 and self.release_5xx):
             # The gateway, not the upstream, answered (or 5xx are configured retryable):
             # free the key so a retry can run.
             self.release(keys=[record], args=[owner])
@@ -319,46 +366,61 @@ class Plugin:
 
     def record_key(self, kong: Any, headers: dict[str, Any], key: str) -> str:
         """Redis key for (scope, caller, key), hashed so no key or user id is stored."""
-        entity = kong.router.get_route() or kong.router.get_service() or {}
-        scope = str(entity.get("id") or entity.get("name") or "")
+        if self.route_id:
+            scope = str(self.route_id)
+        else:
+            entity = kong.router.get_route() or kong.router.get_service() or {}
+            scope = str(entity.get("id") or entity.get("name") or "")
         caller = first(headers, "x-auth-user")  # set by nginx from the verifier, never a client
         if caller:
             caller = "user:" + caller
         else:
             consumer = kong.client.get_consumer()
-            caller = f"consumer:{consumer['id']}" if consumer else "ip:" + kong.client.get_ip()
+            ip = kong.client.get_ip() if not consumer else None
+            caller = f"consumer:{consumer['id']}" if consumer else f"ip:{ip or ''}"
         digest = hashlib.sha256("\x00".join((scope, caller, key)).encode()).hexdigest()
         return "authgate:idem:" + digest
 
     def redis_down(self, kong: Any, exc: Exception) -> None:
         if self.fail_open:
             logger.warning("idempotency: Redis unavailable, passing through (fail_open): %s", exc)
+            unbuffer(kong)
             return
         logger.error("idempotency: Redis unavailable, refusing: %s", exc)
         detail = "Idempotency keys cannot be checked right now; retry later."
         problem(kong, 503, "unavailable", detail, **{"Retry-After": "1"})
 
 
-def _held(kong: Any) -> tuple[str, str] | None:
-    """(record, owner) of the key this request locked in `access`, if it still holds one."""
-    held = kong.ctx.shared.get(CTX_KEY)
-    if not held:
-        return None
-    record, owner = str(held).split(" ", 1)
-    return record, owner
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-if __name__ == "__main__":
-    # Kong's dedicated plugin server: one process and socket per plugin (Kong >= 3.9
-    # pluginserver_* settings, kong/README.md). The plugin is written python-style.
-    import sys
+def serve() -> None:
+    """Kong's dedicated plugin server for this plugin (kong/README.md), python-style.
 
-    from kong_pdk.cli import start_dedicated_server
+    kong-pdk numbers instances from 0 in every process, but Kong keeps the ids it was given
+    across a restart of the server and only starts a new instance when told "no plugin
+    instance" (kong/runloop/plugin_servers/rpc/mp_rpc.lua:309-316 at 3.9.1): a reused id
+    would run another route's config. Ids here start at the start time in ms x 1024, so a
+    restarted server never hands out an id its predecessor did (ids stay below 2^53, exact
+    in Lua's numbers).
+    """
+    import sys
+    import time
+
+    from kong_pdk import cli
+    from kong_pdk.server import PluginServer
+
+    class FreshIds(PluginServer):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.instance_id = time.time_ns() // 1_000_000 * 1024
 
     if "--no-lua-style" not in sys.argv:
         sys.argv.append("--no-lua-style")
-    start_dedicated_server("idempotency", Plugin, version, priority, Schema)
+    cli.PluginServer = FreshIds  # start_dedicated_server builds its server from this name
+    cli.start_dedicated_server("idempotency", Plugin, version, priority, Schema)
+
+
+if __name__ == "__main__":
+    serve()

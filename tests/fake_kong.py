@@ -2,10 +2,12 @@
 
 Answers `GET /`, `GET /status` (`configuration_hash`: MD5 of the config string last loaded,
 32 zeros before any), `GET /config` (`{"config": "<YAML>"}`, Kong's export: flat entity
-lists, parents referred to by id, defaults filled in, `_transform: false`) and
-`POST /config` (`check_hash=1` → 304 for the loaded string; 400 with code 14 and, with
+lists, a parent named by its bare id (`service: <uuid>`, kong/db/declarative/export.lua:
+187-198 at 3.9.1), defaults filled in, `_transform: false`) and `POST /config`
+(`check_hash=1` → 304 for the loaded string; 400 with code 14 and, with
 `flatten_errors=1`, `flattened_errors` entries for plugins this Kong does not have
-enabled; 201 otherwise). An admin token can be required, as Kong Enterprise's RBAC does.
+enabled; 429 + `Retry-After` while a previous config is still loading,
+kong/api/routes/config.lua:151-157; 201 otherwise). An admin token can be required, as Kong Enterprise's RBAC does.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def export(doc: dict[str, Any]) -> str:
                 {
                     "id": rid,
                     "name": route["name"],
-                    "service": {"id": sid},
+                    "service": sid,
                     "paths": route.get("paths"),
                     "methods": route.get("methods"),
                     "hosts": route.get("hosts"),
@@ -75,7 +77,7 @@ def export(doc: dict[str, Any]) -> str:
                     {
                         "id": _id("plugin", plugin["name"] + rid),
                         "name": plugin["name"],
-                        "route": {"id": rid},
+                        "route": rid,
                         "config": plugin.get("config") or {},
                         "enabled": plugin.get("enabled", True),
                         "protocols": ["grpc", "grpcs", "http", "https"],
@@ -97,14 +99,17 @@ class FakeKong(_Server):
         self.hash = EMPTY
         self.config = export({})
         self.posts: list[dict[str, Any]] = []
+        self.busy = 0  # how many POST /config to answer 429 "Currently loading …"
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def answer(self, status: int, body: Any = None) -> None:
+            def answer(self, status: int, body: Any = None, retry: str = "") -> None:
                 data = b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
+                if retry:
+                    self.send_header("Retry-After", retry)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -141,7 +146,7 @@ class FakeKong(_Server):
             return 200, {"config": self.config}
         return 404, {"message": "Not found"}
 
-    def post(self, token: str | None, target: str, raw: bytes) -> tuple[int, Any]:
+    def post(self, token: str | None, target: str, raw: bytes) -> tuple[Any, ...]:
         refused = self._refused(token)
         if refused:
             return refused
@@ -151,6 +156,9 @@ class FakeKong(_Server):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         text = json.loads(raw)["config"]
         self.posts.append({"query": query, "text": text})
+        if self.busy:
+            self.busy -= 1
+            return 429, {"message": "Currently loading previous configuration"}, "1"
         digest = hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
         if query.get("check_hash") == "1" and digest == self.hash:
             return 304, None

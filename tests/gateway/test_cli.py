@@ -170,6 +170,20 @@ def test_diff_sync_cycle(kong: FakeKong, tmp_path: Path) -> None:
     assert dump.returncode == 0 and yaml.safe_load(dump.stdout)["services"][0]["name"] == "api"
 
 
+def test_sync_waits_out_a_busy_kong(kong: FakeKong, tmp_path: Path) -> None:
+    # Kong answers 429 + Retry-After while it still loads the previous config
+    # (kong/api/routes/config.lua:151-157 at 3.9.1): sync waits and posts again.
+    file = write(tmp_path, kong_yml("http://demo-api:8081", {"redis_url": "redis://r:6379/0"}))
+    kong.busy, posts = 2, len(kong.posts)
+    synced = run_gateway("sync", file, "--kong-addr", kong.url)
+    assert synced.returncode == 0, synced.stderr
+    assert len(kong.posts) == posts + 3 and "Loaded into Kong" in synced.stdout
+    kong.busy = 10
+    refused = run_gateway("sync", file, "--kong-addr", kong.url, "--timeout", "2")
+    kong.busy = 0
+    assert refused.returncode == 1 and "HTTP 429" in refused.stderr, refused.stderr
+
+
 def test_sync_errors_point_at_the_file(tmp_path: Path) -> None:
     kong = FakeKong(enabled_plugins=())
     try:

@@ -147,6 +147,25 @@ def test_key_rules(host: Host, counting: CountingUpstream) -> None:
     assert counting.count(path) == 3
 
 
+def test_large_bodies_are_fingerprinted_whole(host: Host, counting: CountingUpstream) -> None:
+    # Past Kong's 8 KiB body buffer the plugin asks Kong to read its temp file
+    # (kong/pdk/request.lua:714-760 at 3.9.1): two large bodies never share a fingerprint.
+    path, idem = f"/large/{key()}", key()
+    assert post(host, path, b"a" * 20000, idem).status_code == 201
+    assert post(host, path, b"b" * 20000, idem).status_code == 422
+    assert post(host, path, b"a" * 20000, idem).headers.get("idempotent-replayed") == "true"
+    assert counting.count(path) == 1
+
+
+def test_body_over_the_limit_is_413(host: Host, counting: CountingUpstream, redis_url: str) -> None:
+    with host.variant({"redis_url": redis_url, "max_request_body_bytes": 16384}) as small:
+        path = f"/over/{key()}"
+        answer = post(small, path, b"a" * 20000, key())
+        assert answer.status_code == 413 and answer.json()["type"].endswith("body-too-large")
+        assert post(small, path, b"a" * 16384, key()).status_code == 201
+    assert counting.count(path) == 1
+
+
 def test_upstream_5xx_is_stored_by_default(host: Host, counting: CountingUpstream) -> None:
     path, idem = f"/status/500/{key()}", key()
     assert post(host, path, b"{}", idem).status_code == 500
@@ -245,22 +264,113 @@ def test_query_command_describes_the_plugin() -> None:
     )
     (info,) = json.loads(out.stdout)
     assert info["Name"] == "idempotency" and info["Priority"] == 900
-    assert set(info["Phases"]) == {"access", "response", "log"}
+    # No log phase: Kong 3.9 runs `response` after an upstream failure too (kong/init.lua
+    # Kong.response), so the key is freed there and a request costs no log round trips.
+    assert set(info["Phases"]) == {"access", "response"}
     fields = info["Schema"]["fields"][0]["config"]["fields"]
     assert {"redis_url", "fail_open", "lock_seconds"} <= {next(iter(f)) for f in fields}
 
 
-def test_body_kong_could_not_buffer_is_413(
-    server: PluginServer, counting: CountingUpstream
+def test_chunked_body_over_the_limit_is_413_never_fingerprinted(
+    server: PluginServer, counting: CountingUpstream, redis_url: str
 ) -> None:
-    # serve answers an oversized body itself before any plugin runs (test_bodies.py).
-    kong = MiniKong(server, {"redis_url": f"redis://127.0.0.1:{free_port()}/0"}, counting.url)
-    path = f"/big/{key()}"
-    headers = {"Idempotency-Key": key(), "X-Auth-User": "alice"}
-    status, got, body = kong.handle(Request("POST", path, headers, None))
-    assert status == 413 and json.loads(body)["type"].endswith("body-too-large")
-    assert got["Content-Type"] == "application/problem+json"
+    # No Content-Length to refuse up front: Kong spilled the body to a file and answers nil
+    # past the size asked for (kong/pdk/request.lua:714-736 at 3.9.1).
+    kong = MiniKong(server, {"redis_url": redis_url, "max_request_body_bytes": 16384}, counting.url)
+    path, idem = f"/chunked/{key()}", key()
+    headers = {"Idempotency-Key": idem, "X-Auth-User": "alice", "Transfer-Encoding": "chunked"}
+    for filler in (b"a", b"b"):
+        status, got, body = kong.handle(Request("POST", path, headers, filler * 20000))
+        assert status == 413 and json.loads(body)["type"].endswith("body-too-large")
+        assert "16384" in json.loads(body)["detail"]
+        assert got["Content-Type"] == "application/problem+json"
     assert counting.count(path) == 0
+
+
+def test_round_trips_per_request(
+    server: PluginServer, counting: CountingUpstream, redis_url: str
+) -> None:
+    # Every HandleEvent and Step is one connection to the server (mp_rpc.lua:172-221).
+    kong = MiniKong(server, {"redis_url": redis_url}, counting.url)
+    path, idem = f"/trips/{key()}", key()
+    headers = {"Idempotency-Key": idem, "X-Auth-User": "alice", "Content-Type": "application/json"}
+
+    def trips(request: Request) -> int:
+        before = server.trips
+        kong.handle(request)
+        return server.trips - before
+
+    # access: HandleEvent, headers, $request, body, ctx.shared.set;
+    # response: HandleEvent, ctx.shared.get, source, status, body, headers
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 11
+    # access: HandleEvent, headers, $request, body, then exit (Kong still Steps after it)
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 5
+    # access: HandleEvent, headers, buffering off (so no response phase)
+    assert trips(Request("POST", path, {"X-Auth-User": "alice"}, b"{}")) == 3
+    assert counting.count(path) == 2
+
+
+def test_no_thread_left_behind(
+    server: PluginServer, counting: CountingUpstream, redis_url: str
+) -> None:
+    # kong-pdk runs each event on a thread that ends only when the phase returns; Kong's
+    # failing PDK calls answer nil (mp_rpc.lua:113-166), which must not strand one.
+    kong = MiniKong(server, {"redis_url": redis_url}, counting.url)
+    baseline = server.threads()
+    path, idem = f"/threads/{key()}", key()
+    headers = {"Idempotency-Key": idem, "X-Auth-User": "alice"}
+    answers = [
+        kong.handle(Request("POST", path, headers, b"x" * 20000))[0],  # read from Kong's file
+        kong.handle(Request("POST", path, headers, b"x" * 20000))[0],  # replay (exit)
+        kong.handle(Request("POST", path, headers, b"y" * 20000))[0],  # 422 (exit)
+        kong.handle(Request("POST", path, {"X-Auth-User": "a"}, b""))[0],  # no key
+    ]
+    failing = Request("POST", path + "/nil", {"Idempotency-Key": key()}, b"{}")
+    failing.nil = frozenset(
+        {"kong.request.get_raw_body", "kong.client.get_ip", "kong.response.get_headers"}
+    )
+    answers.append(kong.handle(failing)[0])  # no body to fingerprint: 413, never a hang
+    assert answers == [201, 201, 422, 201, 413]
+    poll(server.threads, lambda n: n <= baseline, 10, "plugin server threads left behind")
+
+
+def test_close_instance(server: PluginServer, counting: CountingUpstream, redis_url: str) -> None:
+    kong = MiniKong(server, {"redis_url": redis_url}, counting.url)
+    old = kong.reconfigure({"redis_url": redis_url, "required": True})
+    with pytest.raises(RuntimeError, match="no plugin instance"):
+        server.call("plugin.HandleEvent", {"InstanceId": old, "EventName": "access"})
+    status = server.call("plugin.GetStatus")["Plugins"]["idempotency"]
+    assert old not in {i["Id"] for i in status["Instances"]}
+    assert kong.instance in {i["Id"] for i in status["Instances"]}
+    status, _, body = kong.handle(Request("POST", "/closed", {"X-Auth-User": "a"}, b"{}"))
+    assert status == 400 and json.loads(body)["type"].endswith("key-missing")
+
+
+def test_restarted_server_never_reuses_an_instance_id(
+    tmp_path_factory: pytest.TempPathFactory, counting: CountingUpstream, redis_url: str
+) -> None:
+    # Kong keeps each entity's instance id across a restart of the server until told "no
+    # plugin instance" (mp_rpc.lua:309-316); a reset reaches other workers only by event
+    # (plugin.lua:210-224). Two workers here: one strict route, one lenient.
+    prefix = tmp_path_factory.mktemp("kong-restart")
+    fresh = PluginServer(prefix, prefix / "pluginserver.log")
+    try:
+        strict_route = {"id": "aaaaaaaa-0000-4000-8000-000000000001", "name": "strict"}
+        lenient_route = {"id": "aaaaaaaa-0000-4000-8000-000000000002", "name": "lenient"}
+        strict = MiniKong(
+            fresh, {"redis_url": redis_url, "required": True}, counting.url, strict_route
+        )
+        lenient = MiniKong(fresh, {"redis_url": redis_url}, counting.url, lenient_route)
+        before = {strict.instance, lenient.instance}
+        fresh.restart()
+        no_key = {"X-Auth-User": "alice"}
+        assert lenient.handle(Request("POST", "/lenient", no_key, b"{}"))[0] == 201
+        assert lenient.instance not in before
+        # The strict worker still holds its old id: it must run strict's config or none.
+        status, _, body = strict.handle(Request("POST", "/strict", no_key, b"{}"))
+        assert status == 400 and json.loads(body)["type"].endswith("key-missing")
+    finally:
+        fresh.stop()
 
 
 def test_a_bad_instance_config_fails_at_start(server: PluginServer) -> None:
