@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
@@ -18,7 +19,7 @@ from authgate import serving
 from authgate.contract import JWKS_PATH
 from authgate.logs import configure_logging
 
-from . import admin, api, local, login
+from . import admin, api, local, login, pages
 from .body_limit import BodyLimit
 from .errors import IssuerError, Unavailable
 from .security_headers import SecurityHeaders, content_security_policy
@@ -29,20 +30,21 @@ from .web import error_response, problem_response
 log = logging.getLogger("authgate.issuer")
 
 #: Routes a browser lands on: errors there are pages, not JSON.
-BROWSER_PATHS = ("/login", "/callback/", "/register", "/link/")
+BROWSER_PATHS = ("/login", "/callback/", "/register", "/link/", "/_authgate/")
 
 
 async def _issuer_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, IssuerError):  # registered for IssuerError only
         raise exc
-    return render_error(request.url.path, exc)
+    return render_error(request, exc)
 
 
-def render_error(path: str, exc: IssuerError) -> Response:
+def render_error(request: Request, exc: IssuerError) -> Response:
     """An error as the route's callers read it."""
+    path = request.url.path
     # Pages a browser navigates to, and the login page's own form posts.
     if path.startswith(BROWSER_PATHS):
-        return login.error_page(exc)
+        return login.error_page(request, exc)
     if path.startswith("/admin/"):
         return problem_response(exc)
     return error_response(exc)
@@ -75,6 +77,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/login", login.login_page, methods=["GET"]),
         Route("/login/local", local.sign_in, methods=["POST"]),
         Route("/register", local.register, methods=["POST"]),
+        Route("/register", local.sign_up_page, methods=["GET"]),
+        Route("/_authgate/account", pages.account, methods=["GET"]),
+        Route("/_authgate/sessions/end", pages.end_session, methods=["POST"]),
+        Route("/_authgate/sessions/end-all", pages.end_all, methods=["POST"]),
+        Route("/_authgate/signout", pages.sign_out_page, methods=["GET"]),
+        Route("/_authgate/signout", pages.sign_out, methods=["POST"]),
+        Route("/_authgate/signed-out", pages.signed_out, methods=["GET"]),
+        Route("/_authgate/forbidden", pages.forbidden, methods=["GET", "POST"]),
+        Route("/_authgate/static/{name}", pages.static, methods=["GET"]),
         Route("/login/{provider}", login.start, methods=["GET"]),
         Route("/link/{provider}", login.link, methods=["POST"]),
         Route("/callback/{provider}", login.callback, methods=["GET"]),
@@ -95,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
     ]
-    csp = content_security_policy([login.STYLE], settings.return_origins)
+    csp = content_security_policy(settings.return_origins, images=_logo_origin(settings))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -108,6 +119,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.issuer = issuer
     return app
+
+
+def _logo_origin(settings: Settings) -> tuple[str, ...]:
+    """The logo's origin, when it is on another site (a path is ours: 'self')."""
+    if settings.logo_url is None or settings.logo_url.startswith("/"):
+        return ()
+    parts = urlsplit(settings.logo_url)
+    return (f"{parts.scheme}://{parts.netloc}",)
 
 
 def create_app_from_env() -> Starlette:

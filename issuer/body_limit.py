@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,7 +21,7 @@ class BodyLimit:
     def __init__(
         self,
         app: ASGIApp,
-        render: Callable[[str, PayloadTooLarge], Response],
+        render: Callable[[Request, PayloadTooLarge], Response],
         limit: int = MAX_BODY,
     ) -> None:
         self.app = app
@@ -34,7 +35,7 @@ class BodyLimit:
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.limit):
                 too_large = PayloadTooLarge(f"the body is over {self.limit} bytes")
-                await self.render(scope["path"], too_large)(scope, receive, send)
+                await self.render(Request(scope), too_large)(scope, receive, send)
                 return
         seen = 0
         limit = self.limit

@@ -24,10 +24,17 @@ from starlette.responses import RedirectResponse, Response
 
 from . import passwords
 from .devices import LIFETIME as DEVICE_LIFETIME
-from .errors import InvalidRequest, LoginFailed, NotFound
-from .login import PRELOGIN_COOKIE, finish_login
+from .errors import InvalidRequest, IssuerError, LoginFailed, NotFound, RateLimited
+from .login import (
+    PRELOGIN_COOKIE,
+    finish_login,
+    message_for,
+    prelogin_value,
+    return_url,
+    set_prelogin,
+    sign_in_page,
+)
 from .outbox import LOGIN_FAILED, REGISTRATION_ATTEMPTED
-from .redirects import safe_return_url
 from .web import client_ip, form, issuer
 
 log = logging.getLogger("authgate.issuer")
@@ -39,21 +46,72 @@ SIGNIN_RATE = 20  # per client IP, per minute
 INVALID = "invalid email or password"
 
 
-async def _form(request: Request) -> dict[str, str]:
-    app = issuer(request)
-    if not app.settings.local_accounts:
+def _enabled(request: Request) -> None:
+    if not issuer(request).settings.local_accounts:
         raise NotFound("local accounts are not enabled")
-    fields = await form(request)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    """The form of a local-account page; 404 when local accounts are off."""
+    _enabled(request)
+    return await form(request)
+
+
+def _check_login_csrf(request: Request, fields: dict[str, str]) -> None:
     # The form carries the pre-login cookie's value: a page of ours sent it (login CSRF).
     sent, cookie = fields.get("login_csrf", ""), request.cookies.get(PRELOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
         raise LoginFailed("invalid_state", "please reload the sign-in page and try again")
-    return fields
+
+
+async def sign_up_page(request: Request) -> Response:
+    """GET /register: the sign-up form."""
+    _enabled(request)
+    return _sign_up_form(request, rd=return_url(request, request.query_params))
+
+
+def _sign_up_form(
+    request: Request,
+    *,
+    rd: str,
+    email: str = "",
+    name: str = "",
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    app = issuer(request)
+    prelogin = prelogin_value(request)
+    response = app.pages.render(
+        request, "sign_up.html", status=status, title="sign_up.title", rd=rd, csrf=prelogin,
+        email=email, name=name, error=error, here=f"/register?rd={quote(rd, safe='')}",
+    )  # fmt: skip
+    set_prelogin(request, response, prelogin)
+    return response
 
 
 async def sign_in(request: Request) -> Response:
+    """POST /login/local. A refusal is the sign-in page again, the reason said inline and
+    the email and return URL kept."""
+    fields = await _fields(request)
+    try:
+        _check_login_csrf(request, fields)
+        return await _sign_in(request, fields)
+    except LoginFailed as exc:
+        return _again(request, fields, exc)
+    except RateLimited as exc:
+        return _again(request, fields, exc)
+
+
+def _again(request: Request, fields: dict[str, str], exc: IssuerError) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return sign_in_page(
+        request, rd=return_url(request, fields), email=fields.get("email", "").strip()[:254],
+        error=message_for(request, exc), status=exc.status, headers=headers,
+    )  # fmt: skip
+
+
+async def _sign_in(request: Request, fields: dict[str, str]) -> Response:
     app = issuer(request)
-    fields = await _form(request)
     address = client_ip(request)
     await app.limiter.hit("signin", address, limit=SIGNIN_RATE, window=60)
     email = fields.get("email", "").strip().lower()
@@ -88,12 +146,7 @@ async def sign_in(request: Request) -> Response:
     user = await app.users.get(uid)
     if user is None:
         raise LoginFailed("invalid_credentials", INVALID, status=401)
-    response = await finish_login(
-        request,
-        user,
-        safe_return_url(fields.get("rd"), app.settings.return_origins),
-        method="local",
-    )
+    response = await finish_login(request, user, return_url(request, fields), method="local")
     if device is None:
         response.set_cookie(
             app.devices.name, app.devices.issue(account), max_age=DEVICE_LIFETIME,
@@ -103,8 +156,22 @@ async def sign_in(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
+    """POST /register. A refusal (a bad email, a weak password, too many tries) is the
+    sign-up page again, the reason said inline, what was typed kept but the password."""
+    fields = await _fields(request)
+    try:
+        _check_login_csrf(request, fields)
+        return await _register(request, fields)
+    except (InvalidRequest, LoginFailed, RateLimited) as exc:
+        return _sign_up_form(
+            request, rd=return_url(request, fields), email=fields.get("email", "").strip()[:254],
+            name=fields.get("name", "").strip()[:200], error=message_for(request, exc),
+            status=exc.status,
+        )  # fmt: skip
+
+
+async def _register(request: Request, fields: dict[str, str]) -> Response:
     app = issuer(request)
-    fields = await _form(request)
     await app.limiter.hit("register", client_ip(request), limit=SIGNIN_RATE, window=60)
     email = fields.get("email", "").strip()
     password = fields.get("password", "")
@@ -125,7 +192,7 @@ async def register(request: Request) -> Response:
         log.info("user created: %s via local", user.id)
     # The same answer either way: on to the sign-in page, which says what happened in
     # words true of both cases.
-    rd = safe_return_url(fields.get("rd"), app.settings.return_origins)
+    rd = return_url(request, fields)
     response = RedirectResponse(f"/login?registered=1&rd={quote(rd, safe='')}", status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response

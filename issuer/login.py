@@ -10,18 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import json
 import logging
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from .errors import IssuerError, LoginFailed, NotFound
 from .outbox import LOGIN_FAILED
 from .providers import Identity, Provider, ProviderError
 from .redirects import safe_return_url
+from .templating import language
 from .users import ACTIVE, User
 from .web import authenticate, check_csrf, client_ip, form, issuer
 
@@ -29,6 +31,10 @@ log = logging.getLogger("authgate.issuer")
 
 LOGIN_STATE = "authgate:login-state:"
 STATE_TTL = 600
+LOGIN_LATEST = "authgate:login-latest:"
+LATEST_TTL = 3600
+#: The longest `#fragment` carried back after sign-in.
+MAX_FRAGMENT = 512
 PRELOGIN_COOKIE = "authgate_prelogin"
 #: Per client IP, per minute.
 LOGIN_RATE, CALLBACK_RATE = 30, 60
@@ -56,53 +62,84 @@ def set_prelogin(request: Request, response: Response, value: str) -> None:
 
 
 async def login_page(request: Request) -> Response:
+    """The sign-in page; someone already signed in goes straight on to `rd`."""
+    rd = return_url(request, request.query_params)
+    try:
+        caller = await authenticate(request) if request.cookies else None
+    except IssuerError:
+        caller = None
+    if caller is not None and caller.via_cookie:
+        return _no_store(RedirectResponse(rd, status_code=303))
+    return sign_in_page(request, rd=rd, registered=request.query_params.get("registered") == "1")
+
+
+def sign_in_page(
+    request: Request,
+    *,
+    rd: str,
+    email: str = "",
+    error: str = "",
+    status: int = 200,
+    registered: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The sign-in page: the providers' buttons and, when on, the email form, `error`
+    shown inline with what was typed kept (never the password)."""
     app = issuer(request)
-    rd = request.query_params.get("rd", "")
-    items = "".join(
-        f'<li><a href="/login/{html.escape(p.config.name)}?rd={html.escape(_quote(rd))}">'
-        f"Continue with {html.escape(p.config.display_name)}</a></li>"
-        for p in app.providers.values()
-    )
-    local = ""
     prelogin = prelogin_value(request)
-    if app.settings.local_accounts:
-        hidden = (
-            f'<input type="hidden" name="rd" value="{html.escape(rd)}">'
-            f'<input type="hidden" name="login_csrf" value="{html.escape(prelogin)}">'
-        )
-        local = (
-            f'<form method="post" action="/login/local">{hidden}'
-            '<label>Email <input name="email" type="email" required'
-            ' autocomplete="username"></label>'
-            '<label>Password <input name="password" type="password" required'
-            ' autocomplete="current-password"></label><button>Sign in</button></form>'
-            f'<h2>New here?</h2><form method="post" action="/register">{hidden}'
-            '<label>Email <input name="email" type="email" required'
-            ' autocomplete="username"></label>'
-            '<label>Name <input name="name" autocomplete="name"></label>'
-            '<label>Password (10 characters or more) <input name="password" type="password"'
-            ' required minlength="10" autocomplete="new-password"></label>'
-            "<button>Create account</button></form>"
-        )
-    if not items and not local:
-        items = "<li>No sign-in method is configured.</li>"
-    notice = ""
-    if app.settings.local_accounts and request.query_params.get("registered") == "1":
-        # True whichever happened: the registration's answer must not tell (issue 12, 6).
-        notice = (
-            "<p>If that email had no account, it has one now: sign in below. If it had one,"
-            " we have let its owner know.</p>"
-        )
-    response = HTMLResponse(page("Sign in", f"{notice}<ul>{items}</ul>{local}"))
+    response = app.pages.render(
+        request, "sign_in.html", status=status, headers=headers, title="sign_in.title",
+        providers=provider_buttons(request), local=app.settings.local_accounts, rd=rd,
+        csrf=prelogin, email=email, error=error, registered=registered,
+        here=f"/login?rd={_quote(rd)}",
+    )  # fmt: skip
     set_prelogin(request, response, prelogin)
+    return response
+
+
+@dataclass(frozen=True)
+class Button:
+    name: str
+    kind: str
+    label: str
+
+
+def provider_buttons(request: Request) -> list[Button]:
+    """Each provider's button, labelled as its brand guide asks (Kakao, GitHub) or with
+    its display name (any OIDC provider)."""
+    from .catalogue import message
+
+    lang = language(request)
+    buttons = []
+    for provider in issuer(request).providers.values():
+        config = provider.config
+        kind = config.type if config.type in ("kakao", "github") else "oidc"
+        label = message(f"provider.{kind}", lang, name=config.display_name)
+        buttons.append(Button(config.name, kind, label))
+    return buttons
+
+
+def return_url(request: Request, fields: Mapping[str, str]) -> str:
+    """Where to go after signing in: `rd` (with the page's `#fragment`, which only the
+    page's script can see) when it is safe, else the landing page."""
+    settings = issuer(request).settings
+    rd = fields.get("rd") or ""
+    fragment = fields.get("fragment") or ""
+    if rd and fragment and "#" not in rd and len(fragment) <= MAX_FRAGMENT:
+        rd = f"{rd}#{fragment}"
+    return safe_return_url(rd, settings.return_origins, default=settings.landing_url)
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
 async def start(request: Request) -> Response:
     """GET /login/{provider}: off to the provider to sign in."""
-    app = issuer(request)
-    rd = safe_return_url(request.query_params.get("rd"), app.settings.return_origins)
-    return await _redirect_to_provider(request, rd, link=None)
+    rd = return_url(request, request.query_params)
+    restarts = 1 if request.query_params.get("restart") == "1" else 0
+    return await _redirect_to_provider(request, rd, link=None, restarts=restarts)
 
 
 async def link(request: Request) -> Response:
@@ -126,7 +163,9 @@ async def _provider(request: Request, bucket: str, limit: int) -> tuple[str, Pro
     return name, provider
 
 
-async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) -> Response:
+async def _redirect_to_provider(
+    request: Request, rd: str, *, link: str | None, restarts: int = 0
+) -> Response:
     app = issuer(request)
     name, provider = await _provider(request, "login", LOGIN_RATE)
     state, verifier, nonce = (
@@ -138,6 +177,11 @@ async def _redirect_to_provider(request: Request, rd: str, *, link: str | None) 
     record = {"provider": name, "verifier": verifier, "nonce": nonce, "rd": rd,
               "binding": _digest(prelogin), "link": link}  # fmt: skip
     await app.redis.set(LOGIN_STATE + state, json.dumps(record), ex=STATE_TTL)
+    if link is None:
+        # This browser's latest sign-in, kept longer than a state: a callback whose state
+        # has expired, or was used by another tab, starts it again instead of ending.
+        latest = {"provider": name, "rd": rd, "restarts": restarts}
+        await app.redis.set(LOGIN_LATEST + _digest(prelogin), json.dumps(latest), ex=LATEST_TTL)
     try:
         url = await provider.authorization_url(
             redirect_uri=callback_url(request, name), state=state,
@@ -179,8 +223,9 @@ async def _callback(request: Request, name: str, provider: Provider) -> Response
         log.info("login failure: %s at %s", error, name)
         raise LoginFailed(error)
     if raw is None:
-        raise LoginFailed("invalid_state", description_for("invalid_state"))
+        return await _restart(request, name)
     record = json.loads(raw)
+    request.state.rd = record["rd"]  # the error page's "start again" keeps it
     binding = _digest(request.cookies.get(PRELOGIN_COOKIE, ""))
     if record["provider"] != name or not hmac.compare_digest(binding, record["binding"]):
         raise LoginFailed("invalid_state", "this sign-in was not started in this browser")
@@ -220,7 +265,8 @@ async def _finish_link(request: Request, record: dict[str, str], identity: Ident
 async def finish_login(request: Request, user: User, rd: str, *, method: str) -> Response:
     """Start a session for `user`, set its cookie, and send the browser to `rd`."""
     app = issuer(request)
-    session = await app.sessions.create(user, method) if user.status == ACTIVE else None
+    agent = request.headers.get("user-agent", "")
+    session = await app.sessions.create(user, method, agent) if user.status == ACTIVE else None
     if session is None:
         raise LoginFailed("account_suspended", "this account is suspended", status=403)
     log.info("login success: user %s", user.id)
@@ -233,6 +279,22 @@ async def finish_login(request: Request, user: User, rd: str, *, method: str) ->
     response.delete_cookie(PRELOGIN_COOKIE, path="/")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+async def _restart(request: Request, name: str) -> Response:
+    """A callback with no live state (expired, or used by another tab): this browser's
+    latest sign-in at this provider starts again, once; otherwise it is an error page."""
+    app = issuer(request)
+    binding = _digest(request.cookies.get(PRELOGIN_COOKIE, ""))
+    raw = await app.redis.get(LOGIN_LATEST + binding)
+    latest = json.loads(raw) if raw else None
+    if latest is None or latest["provider"] != name or latest["restarts"] >= 1:
+        if latest is not None:
+            request.state.rd = latest["rd"]
+        raise LoginFailed("invalid_state", description_for("invalid_state"))
+    log.info("login restarted: state expired or used at %s", name)
+    again = f"/login/{name}?rd={_quote(latest['rd'])}&restart=1"
+    return _no_store(RedirectResponse(again, status_code=303))
 
 
 def callback_url(request: Request, provider: str) -> str:
@@ -252,30 +314,30 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
-#: The pages' only stylesheet, allowed by its hash in the CSP (issuer/security_headers.py).
-STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}"
-    "ul{list-style:none;padding:0}li a{display:block;padding:.7rem 1rem;margin:.5rem 0;"
-    "border:1px solid #ccc;border-radius:.4rem;text-decoration:none;color:#111}"
-    "label{display:block;margin:.5rem 0}input{width:100%;padding:.4rem}"
-    "button{margin-top:.7rem;padding:.5rem 1rem}"
-)
-
-
-def page(title: str, body: str) -> str:
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)} · authgate</title><style>{STYLE}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-
-
-def error_page(exc: IssuerError) -> Response:
-    text = exc.description or description_for(exc.error)
-    body = f"<p>{html.escape(text)}</p><p><small>{html.escape(exc.error)}</small></p>"
-    body += '<p><a href="/login">Start again</a></p>'
-    headers = {"Cache-Control": "no-store"}
+def error_page(request: Request, exc: IssuerError) -> Response:
+    """A failed sign-in, said in words, with a way on that keeps where the person was
+    going. Rate limits say how long to wait."""
+    app = issuer(request)
+    rd = getattr(request.state, "rd", None) or app.settings.landing_url
+    headers = {}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
-    return HTMLResponse(page("Sign-in failed", body), status_code=exc.status, headers=headers)
+    return app.pages.render(
+        request, "error.html", status=exc.status, headers=headers, title="error.title",
+        message=message_for(request, exc), code=exc.error, rd=rd,
+    )  # fmt: skip
+
+
+def message_for(request: Request, exc: IssuerError) -> str:
+    """What to tell a person about `exc`, in their language."""
+    from .catalogue import MESSAGES, message
+
+    lang = language(request)
+    if exc.retry_after is not None:
+        return message("error.wait", lang, seconds=exc.retry_after)
+    if exc.error == "invalid_request" and exc.description:
+        return message("error.invalid_request", lang, detail=exc.description)
+    if exc.error == "temporarily_unavailable":
+        return message("error.unavailable", lang)
+    key = f"error.{exc.error}"
+    return message(key if key in MESSAGES else "error.other", lang)

@@ -19,6 +19,7 @@ from .proxies import TrustedProxies
 from .ratelimit import RateLimiter
 from .relay import Relay
 from .settings import Settings
+from .templating import Pages
 from .throttle import Throttle
 from .users import SUSPENDED
 
@@ -41,6 +42,7 @@ class Issuer(Core):
             {f"{public.scheme}://{public.netloc}", *settings.return_origins}
         )
         self.trusted_proxies = TrustedProxies(settings.trusted_proxies)
+        self.pages = Pages(settings)
         self.relay = None
         if settings.events_relay:
             self.relay = Relay(

@@ -30,6 +30,10 @@ from .users import ACTIVE, USER, User
 USER_SESSIONS = "authgate:user-sessions:"
 FIELD_CSRF = "csrf"
 FIELD_CREATED = "created"
+FIELD_METHOD = "method"
+FIELD_AGENT = "agent"
+#: Kept from the browser's User-Agent, to tell a person's sessions apart on their page.
+AGENT_MAX = 200
 LOGOUT = "logout"
 #: Tries of a WATCH transaction that keeps meeting concurrent changes.
 ATTEMPTS = 5
@@ -44,15 +48,24 @@ class Session:
     scope: str = ""
 
 
+@dataclass(frozen=True)
+class SessionInfo:
+    sid: str
+    created: float
+    method: str
+    agent: str
+
+
 class Sessions:
     def __init__(self, redis: aioredis.Redis, ttl: int, outbox: Outbox) -> None:
         self._redis = redis
         self._ttl = ttl
         self._outbox = outbox
 
-    async def create(self, user: User, method: str) -> Session | None:
-        """A new session for `user`, who signed in with `method` (a provider, or local);
-        None when the user is no longer active (suspended or deleted meanwhile)."""
+    async def create(self, user: User, method: str, agent: str = "") -> Session | None:
+        """A new session for `user`, who signed in with `method` (a provider, or local)
+        from the browser `agent`; None when the user is no longer active (suspended or
+        deleted meanwhile)."""
         sid = new_session_id()
         csrf = secrets.token_urlsafe(32)
         for _ in range(ATTEMPTS):
@@ -65,7 +78,8 @@ class Sessions:
                 queue_session(
                     pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles,
                     email=user.session_email, name=user.name,
-                    extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now)},
+                    extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now), FIELD_METHOD: method,
+                           FIELD_AGENT: agent[:AGENT_MAX]},
                 )  # fmt: skip
                 pipe.sadd(USER_SESSIONS + user.id, sid)
                 pipe.expire(USER_SESSIONS + user.id, self._ttl)
@@ -89,6 +103,20 @@ class Sessions:
             sid=sid, sub=fields.get("sub", ""), csrf=fields.get(FIELD_CSRF, ""),
             expires_at=time.time() + pttl / 1000, scope=fields.get("scope", ""),
         )  # fmt: skip
+
+    async def listed(self, uid: str) -> list[SessionInfo]:
+        """The user's live sessions, newest first, as their account page shows them."""
+        sids = sorted(await self._redis.smembers(USER_SESSIONS + uid))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for sid in sids:
+                pipe.hmget(session_key(sid), "sub", FIELD_CREATED, FIELD_METHOD, FIELD_AGENT)
+            rows = await pipe.execute()
+        found = [
+            SessionInfo(sid, float(created or 0), method or "", agent or "")
+            for sid, (sub, created, method, agent) in zip(sids, rows, strict=True)
+            if sub == uid
+        ]
+        return sorted(found, key=lambda s: s.created, reverse=True)
 
     async def end(self, sid: str, uid: str, reason: str) -> None:
         """End one session everywhere; `reason`: logout, revoked, refresh_token_reuse, …"""
@@ -128,7 +156,11 @@ class Sessions:
                     await pipe.unwatch()
                     await self._redis.srem(USER_SESSIONS + user.id, sid)
                     return
-                extra = {k: fields[k] for k in (FIELD_CSRF, FIELD_CREATED) if k in fields}
+                extra = {
+                    k: fields[k]
+                    for k in (FIELD_CSRF, FIELD_CREATED, FIELD_METHOD, FIELD_AGENT)
+                    if k in fields
+                }
                 pipe.multi()
                 queue_session(
                     pipe, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,

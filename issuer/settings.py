@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -28,6 +29,25 @@ def _origins(raw: str) -> tuple[str, ...]:
             raise ValueError(f"{item!r} is not an origin like https://app.example.com")
         origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
     return tuple(origins)
+
+
+def _color(raw: str) -> str:
+    value = raw.strip().lower()
+    if not re.fullmatch(r"#[0-9a-f]{6}", value):
+        raise ValueError(f"{raw!r} is not a colour written #rrggbb")
+    return value
+
+
+def _logo_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if value.startswith("/") and not value.startswith("//"):
+        return value
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        raise ValueError(f"{value!r} must be an https URL or a path starting with /")
+    return value
 
 
 def _networks(raw: str) -> frozenset[str]:
@@ -87,6 +107,12 @@ OPTIONS: tuple[Option, ...] = (
            "the issuer's quorum queue for them ('' or off: consume nothing)"),
     Option("inbound_delivery_limit", config.integer(1, 1000), "5",
            "failed deliveries a message may be returned for before it is dead-lettered"),
+    Option("product_name", config.text, "authgate", "the name the sign-in pages show"),
+    Option("logo_url", _logo_url, "", "a logo for the pages: an https URL or a path on this site"),
+    Option("brand_color", _color, "#1f5fbf",
+           "the pages' accent colour, #rrggbb (dark enough for white text on it)"),
+    Option("landing_url", config.text, "/_authgate/account",
+           "where a sign-in that was not sent from a page goes afterwards"),
     *config.SERVICE_OPTIONS,
 )  # fmt: skip
 
@@ -118,6 +144,10 @@ class Settings:
     inbound_routing_keys: tuple[str, ...]
     inbound_queue: str
     inbound_delivery_limit: int
+    product_name: str
+    logo_url: str | None
+    brand_color: str
+    landing_url: str
     header_timeout: float
     body_timeout: float
     log_level: str

@@ -37,8 +37,10 @@ def fresh_email(prefix: str = "pt") -> str:
 
 
 def local_form(social: Social, http: httpx.Client, **fields: str) -> dict[str, str]:
-    """The sign-in page's form fields (its login CSRF value) plus `fields`."""
-    page = http.get(f"{social.issuer.url}/login")
+    """A local-account form's fields (the pre-login token its pages carry) plus `fields`.
+    The token comes from the sign-up page, which is shown whether or not this browser is
+    signed in (the sign-in page sends someone signed in straight on)."""
+    page = http.get(f"{social.issuer.url}/register")
     csrf = page.text.split('name="login_csrf" value="')[1].split('"')[0]
     return {"login_csrf": csrf, **fields}
 

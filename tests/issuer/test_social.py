@@ -122,30 +122,33 @@ def test_provider_error_parameter(social: Social) -> None:
         cancelled = http.get(f"{social.issuer.url}/callback/kakao",
                              params={"error": "access_denied", "error_description": "User denied access", "state": state})  # fmt: skip
         assert failure_code(cancelled) == "access_denied"
-        # The state was spent by that callback.
-        assert (
-            failure_code(
-                http.get(
-                    f"{social.issuer.url}/callback/kakao", params={"code": "x", "state": state}
-                )
-            )
-            == "invalid_state"
-        )
+        # The state was spent by that callback: the browser's sign-in starts again, once.
+        spent = {"code": "x", "state": state}
+        _restarts(social, http, http.get(f"{social.issuer.url}/callback/kakao", params=spent))
+        again = http.get(f"{social.issuer.url}/callback/kakao", params=spent)
+        assert failure_code(again) == "invalid_state"
+        assert 'href="/login?rd=' in again.text  # "start again" keeps where it was going
+
+
+def _restarts(social: Social, http: httpx.Client, response: httpx.Response) -> None:
+    """A callback without a live state (expired, spent, another tab's) starts this
+    browser's latest sign-in again instead of ending in an error, and signs no one in."""
+    assert response.status_code == 303, response.text[:300]
+    assert "authgate_session" not in response.headers.get("set-cookie", "")
+    location = response.headers["location"]
+    assert location.startswith("/login/kakao?rd=") and location.endswith("&restart=1")
+    fresh = http.get(f"{social.issuer.url}{location}")
+    assert fresh.status_code == 302 and "state=" in fresh.headers["location"]
 
 
 def test_state_tampered_replayed_or_from_another_browser(social: Social) -> None:
     with browser() as http:
         location, state = start(social, http, "kakao")
         code = social.fake.grant(location, KAKAO_USER)
-        assert (
-            failure_code(
-                http.get(
-                    f"{social.issuer.url}/callback/kakao",
-                    params={"code": code, "state": state + "x"},
-                )
-            )
-            == "invalid_state"
-        )
+        tampered = {"code": code, "state": state + "x"}
+        _restarts(social, http, http.get(f"{social.issuer.url}/callback/kakao", params=tampered))
+        again = http.get(f"{social.issuer.url}/callback/kakao", params=tampered)
+        assert failure_code(again) == "invalid_state"  # once only: never a loop
     with browser() as victim:  # login CSRF: the attacker's callback in the victim's browser
         location, state = start(social, victim, "kakao")
         code = social.fake.grant(location, KAKAO_USER)
@@ -158,6 +161,7 @@ def test_state_tampered_replayed_or_from_another_browser(social: Social) -> None
         location, state = start(social, http, "kakao")
         callback = {"code": social.fake.grant(location, KAKAO_USER), "state": state}
         assert http.get(f"{social.issuer.url}/callback/kakao", params=callback).status_code == 303
+        # Replayed after the sign-in it finished: nothing to restart (the sign-in is over).
         assert (
             failure_code(http.get(f"{social.issuer.url}/callback/kakao", params=callback))
             == "invalid_state"
@@ -285,9 +289,10 @@ def test_allowed_redirects(rd: str) -> None:
 
 
 def test_evil_rd_through_the_whole_login_lands_on_the_issuer(social: Social) -> None:
+    """Refused, it becomes the issuer's landing page (AUTHGATE_LANDING_URL's default)."""
     with browser() as http:
         done = login(social, http, "kakao", KAKAO_USER, rd="https://good@evil.test/")
-        assert done.status_code == 303 and done.headers["location"] == "/"
+        assert done.status_code == 303 and done.headers["location"] == "/_authgate/account"
 
 
 def test_login_start_is_rate_limited_per_client(social: Social) -> None:
