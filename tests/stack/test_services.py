@@ -105,7 +105,7 @@ def test_bin_setup_on_an_installed_machine_is_one_line_per_step() -> None:
     )
     lines = result.stderr.strip().splitlines()
     assert result.stdout == ""
-    assert len(lines) == 3, result.stderr  # system packages, OpenID Provider, Python packages
+    assert len(lines) == 4, result.stderr  # system packages, OpenID Provider, axe-core, Python
     assert all(line.startswith("setup: ") for line in lines), result.stderr
 
 

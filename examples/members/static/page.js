@@ -1,6 +1,7 @@
 // The member service's page: lists the caller's members and creates new ones through
 // the API (/api/members, behind nginx's auth_request and the gateway). Each submission
 // carries its own Idempotency-Key, so a retried request creates one member, not two.
+// Account and sign-out are authgate's own pages (/_authgate/...), linked on this host.
 "use strict";
 
 const api = "/api/members";
@@ -54,17 +55,8 @@ async function create(event) {
   }
 }
 
-async function signOut() {
-  const me = await whoAmI();
-  if (me && me.csrf_token) {
-    await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": me.csrf_token } });
-  }
-  location.assign(location.pathname); // signed out: nginx sends the browser to sign in
-}
-
 document.addEventListener("DOMContentLoaded", async () => {
   document.getElementById("new-member").addEventListener("submit", create);
-  document.getElementById("sign-out").addEventListener("click", signOut);
   const me = await whoAmI();
   if (me) { document.getElementById("who").textContent = `Signed in as ${me.email || me.name || me.id}`; }
   await load();

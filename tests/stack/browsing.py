@@ -1,0 +1,40 @@
+"""What the browser journeys share: the browser's settings, the two widths, screenshots,
+and the checks every page must pass (layout at phone width, axe-core)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from urllib.parse import parse_qs, urlsplit
+
+from playwright.sync_api import Page, expect
+
+from ..harness import REPO
+
+SHOTS = REPO / "run" / "browser"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: As root in a sandbox without a network: no sandboxing, no calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
+
+
+AXE = REPO / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def shot(page: Page, width: str, step: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{width}-{step}.png"), full_page=True)
+
+
+def expect_sign_in_returning_to(page: Page, url: str) -> None:
+    expect(page).to_have_url(re.compile(r"/login\?"))
+    assert parse_qs(urlsplit(page.url).query)["rd"] == [url]
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+
+
+def no_horizontal_overflow(page: Page) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} overflows by {overflow} px"
