@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
@@ -38,3 +39,27 @@ def expect_sign_in_returning_to(page: Page, url: str) -> None:
 def no_horizontal_overflow(page: Page) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{page.url} overflows by {overflow} px"
+
+
+def accessible(page: Page, width: str, step: str) -> None:
+    """axe-core finds nothing on the page; at phone width nothing overflows sideways,
+    inputs are at least 16 px (else iOS zooms in) and every control at least 44 px tall.
+    A screenshot of it goes to run/browser/ either way."""
+    shot(page, width, step)
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.html)}))"
+    )
+    assert violations == [], f"{page.url}: {violations}"
+    if width != "phone":
+        return
+    no_horizontal_overflow(page)
+    small: list[Any] = page.evaluate(
+        """() => [...document.querySelectorAll('a, button, input:not([type=hidden]), textarea')]
+            .filter(e => e.offsetParent !== null)
+            .map(e => ({html: e.outerHTML.slice(0, 80), h: e.getBoundingClientRect().height,
+                        font: parseFloat(getComputedStyle(e).fontSize), tag: e.tagName}))
+            .filter(e => e.h < 44 || (e.tag !== 'A' && e.tag !== 'BUTTON' && e.font < 16))"""
+    )
+    assert small == [], f"{page.url}: too small to use on a phone: {small}"
