@@ -27,6 +27,7 @@ from .devices import LIFETIME as DEVICE_LIFETIME
 from .errors import InvalidRequest, IssuerError, LoginFailed, NotFound, RateLimited
 from .login import (
     PRELOGIN_COOKIE,
+    carried_return_url,
     finish_login,
     message_for,
     prelogin_value,
@@ -67,7 +68,8 @@ def _check_login_csrf(request: Request, fields: dict[str, str]) -> None:
 async def sign_up_page(request: Request) -> Response:
     """GET /register: the sign-up form."""
     _enabled(request)
-    return _sign_up_form(request, rd=return_url(request, request.query_params))
+    rd = await carried_return_url(request, request.query_params)
+    return _sign_up_form(request, rd=rd)
 
 
 def _sign_up_form(
@@ -96,17 +98,16 @@ async def sign_in(request: Request) -> Response:
     try:
         _check_login_csrf(request, fields)
         return await _sign_in(request, fields)
-    except LoginFailed as exc:
-        return _again(request, fields, exc)
-    except RateLimited as exc:
-        return _again(request, fields, exc)
+    except (LoginFailed, RateLimited) as exc:
+        return await _again(request, fields, exc)
 
 
-def _again(request: Request, fields: dict[str, str], exc: IssuerError) -> Response:
+async def _again(request: Request, fields: dict[str, str], exc: IssuerError) -> Response:
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     return sign_in_page(
-        request, rd=return_url(request, fields), email=fields.get("email", "").strip()[:254],
-        error=message_for(request, exc), status=exc.status, headers=headers,
+        request, rd=await carried_return_url(request, fields),
+        email=fields.get("email", "").strip()[:254], error=message_for(request, exc),
+        status=exc.status, headers=headers,
     )  # fmt: skip
 
 
@@ -146,7 +147,7 @@ async def _sign_in(request: Request, fields: dict[str, str]) -> Response:
     user = await app.users.get(uid)
     if user is None:
         raise LoginFailed("invalid_credentials", INVALID, status=401)
-    response = await finish_login(request, user, return_url(request, fields), method="local")
+    response = await finish_login(request, user, await return_url(request, fields), method="local")
     if device is None:
         response.set_cookie(
             app.devices.name, app.devices.issue(account), max_age=DEVICE_LIFETIME,
@@ -164,9 +165,9 @@ async def register(request: Request) -> Response:
         return await _register(request, fields)
     except (InvalidRequest, LoginFailed, RateLimited) as exc:
         return _sign_up_form(
-            request, rd=return_url(request, fields), email=fields.get("email", "").strip()[:254],
-            name=fields.get("name", "").strip()[:200], error=message_for(request, exc),
-            status=exc.status,
+            request, rd=await carried_return_url(request, fields),
+            email=fields.get("email", "").strip()[:254], name=fields.get("name", "").strip()[:200],
+            error=message_for(request, exc), status=exc.status,
         )  # fmt: skip
 
 
@@ -192,7 +193,7 @@ async def _register(request: Request, fields: dict[str, str]) -> Response:
         log.info("user created: %s via local", user.id)
     # The same answer either way: on to the sign-in page, which says what happened in
     # words true of both cases.
-    rd = return_url(request, fields)
+    rd = await carried_return_url(request, fields)
     response = RedirectResponse(f"/login?registered=1&rd={quote(rd, safe='')}", status_code=303)
     response.headers["Cache-Control"] = "no-store"
     return response

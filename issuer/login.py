@@ -35,6 +35,10 @@ LOGIN_LATEST = "authgate:login-latest:"
 LATEST_TTL = 3600
 #: The longest `#fragment` carried back after sign-in.
 MAX_FRAGMENT = 512
+#: Return URLs longer than this travel between the pages as a token (`carried`).
+MAX_CARRIED = 2048
+RETURN_URL = "authgate:return-url:"
+RETURN_URL_TTL = 3600
 PRELOGIN_COOKIE = "authgate_prelogin"
 #: Per client IP, per minute.
 LOGIN_RATE, CALLBACK_RATE = 30, 60
@@ -63,14 +67,17 @@ def set_prelogin(request: Request, response: Response, value: str) -> None:
 
 async def login_page(request: Request) -> Response:
     """The sign-in page; someone already signed in goes straight on to `rd`."""
-    rd = return_url(request, request.query_params)
+    rd = await return_url(request, request.query_params)
     try:
         caller = await authenticate(request) if request.cookies else None
     except IssuerError:
         caller = None
     if caller is not None and caller.via_cookie:
         return _no_store(RedirectResponse(rd, status_code=303))
-    return sign_in_page(request, rd=rd, registered=request.query_params.get("registered") == "1")
+    return sign_in_page(
+        request, rd=await carried(request, rd),
+        registered=request.query_params.get("registered") == "1",
+    )  # fmt: skip
 
 
 def sign_in_page(
@@ -119,15 +126,34 @@ def provider_buttons(request: Request) -> list[Button]:
     return buttons
 
 
-def return_url(request: Request, fields: Mapping[str, str]) -> str:
+async def return_url(request: Request, fields: Mapping[str, str]) -> str:
     """Where to go after signing in: `rd` (with the page's `#fragment`, which only the
-    page's script can see) when it is safe, else the landing page."""
-    settings = issuer(request).settings
+    page's script can see) when it is safe, else the landing page. A long `rd` comes as
+    the token of its copy in Redis (`carried`)."""
+    app = issuer(request)
     rd = fields.get("rd") or ""
+    if rd.startswith("~"):
+        rd = await app.redis.get(RETURN_URL + rd[1:]) or ""
     fragment = fields.get("fragment") or ""
     if rd and fragment and "#" not in rd and len(fragment) <= MAX_FRAGMENT:
         rd = f"{rd}#{fragment}"
+    settings = app.settings
     return safe_return_url(rd, settings.return_origins, default=settings.landing_url)
+
+
+async def carried_return_url(request: Request, fields: Mapping[str, str]) -> str:
+    """`return_url` as the pages carry it."""
+    return await carried(request, await return_url(request, fields))
+
+
+async def carried(request: Request, rd: str) -> str:
+    """`rd` as the pages carry it in their links and forms: itself, or when longer than
+    a URL comfortably travels, `~token` for a copy in Redis (an hour)."""
+    if len(rd) <= MAX_CARRIED:
+        return rd
+    token = secrets.token_urlsafe(16)
+    await issuer(request).redis.set(RETURN_URL + token, rd, ex=RETURN_URL_TTL)
+    return f"~{token}"
 
 
 def _no_store(response: Response) -> Response:
@@ -137,7 +163,7 @@ def _no_store(response: Response) -> Response:
 
 async def start(request: Request) -> Response:
     """GET /login/{provider}: off to the provider to sign in."""
-    rd = return_url(request, request.query_params)
+    rd = await return_url(request, request.query_params)
     restarts = 1 if request.query_params.get("restart") == "1" else 0
     return await _redirect_to_provider(request, rd, link=None, restarts=restarts)
 

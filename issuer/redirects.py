@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+#: A return URL may be this long; one over 2 048 characters travels between the pages as a
+#: token for its copy in Redis (issuer/login.py, `carried`).
+MAX_LENGTH = 16_384
+
 
 def safe_return_url(rd: str | None, allowed_origins: tuple[str, ...], default: str = "/") -> str:
     """`rd` when it is safe to redirect to, else `default`."""
-    if not rd or len(rd) > 2048:
+    if not rd or len(rd) > MAX_LENGTH:
         return default
     if any(ord(c) < 0x21 or c in "\\\x7f" for c in rd):
         return default

@@ -136,3 +136,25 @@ def test_brand_settings_are_checked_at_start(social: Social) -> None:
     css = httpx.get(f"{social.issuer.url}/_authgate/static/authgate.css")
     assert css.status_code == 200 and "--accent: #1f5fbf;" in css.text
     assert httpx.get(f"{social.issuer.url}/_authgate/static/other.css").status_code == 404
+
+
+def test_a_long_return_url_is_kept_not_refused(social: Social) -> None:
+    """Over 2 048 characters, `rd` travels between the pages as a token for its copy in
+    Redis, and the sign-in ends on it all the same."""
+    email, password = _account(social)
+    long_rd = "/deep?" + "&".join(f"k{i}={'v' * 40}" for i in range(100))
+    assert len(long_rd) > 4000
+    with browser() as http:
+        page = http.get(f"{social.issuer.url}/login", params={"rd": long_rd})
+        carried = re.search(r'name="rd" value="(~[^"]+)"', page.text)
+        assert carried is not None and len(carried[1]) < 40
+        token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        done = http.post(f"{social.issuer.url}/login/local",
+                         data={"rd": carried[1], "login_csrf": token[1], "email": email,
+                               "password": password})  # fmt: skip
+        assert done.status_code == 303 and done.headers["location"] == long_rd
+        # A token that names nothing is no way out: the landing page.
+        http.cookies.clear()
+        made_up = http.get(f"{social.issuer.url}/register", params={"rd": "~nothing"})
+        assert 'name="rd" value="/_authgate/account"' in made_up.text
