@@ -14,7 +14,15 @@ from .outbox import backlog
 from .redirects import safe_return_url
 from .sessions import LOGOUT
 from .signing import jwks
-from .web import authenticate, check_csrf, client_ip, form, issuer, no_store
+from .web import (
+    authenticate,
+    check_csrf,
+    clear_session_cookie,
+    client_ip,
+    form,
+    issuer,
+    no_store,
+)
 
 log = logging.getLogger("authgate.issuer")
 
@@ -63,10 +71,7 @@ async def logout(request: Request) -> Response:
         )
     else:
         response = Response(status_code=204)
-    response.delete_cookie(
-        app.settings.session_cookie, path="/", secure=app.settings.secure_cookies,
-        httponly=True, samesite="lax",
-    )  # fmt: skip
+    clear_session_cookie(request, response)
     return no_store(response)
 
 

@@ -25,7 +25,15 @@ from .providers import Identity, Provider, ProviderError
 from .redirects import safe_return_url
 from .templating import language
 from .users import ACTIVE, User
-from .web import authenticate, check_csrf, client_ip, form, issuer
+from .web import (
+    authenticate,
+    check_csrf,
+    client_ip,
+    form,
+    issuer,
+    no_store,
+    signed_in_person,
+)
 
 log = logging.getLogger("authgate.issuer")
 
@@ -68,12 +76,8 @@ def set_prelogin(request: Request, response: Response, value: str) -> None:
 async def login_page(request: Request) -> Response:
     """The sign-in page; someone already signed in goes straight on to `rd`."""
     rd = await return_url(request, request.query_params)
-    try:
-        caller = await authenticate(request) if request.cookies else None
-    except IssuerError:
-        caller = None
-    if caller is not None and caller.via_cookie:
-        return _no_store(RedirectResponse(rd, status_code=303))
+    if await signed_in_person(request) is not None:
+        return no_store(RedirectResponse(rd, status_code=303))
     return sign_in_page(
         request, rd=await carried(request, rd),
         registered=request.query_params.get("registered") == "1",
@@ -154,11 +158,6 @@ async def carried(request: Request, rd: str) -> str:
     token = secrets.token_urlsafe(16)
     await issuer(request).redis.set(RETURN_URL + token, rd, ex=RETURN_URL_TTL)
     return f"~{token}"
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def start(request: Request) -> Response:
@@ -320,7 +319,7 @@ async def _restart(request: Request, name: str) -> Response:
         raise LoginFailed("invalid_state", description_for("invalid_state"))
     log.info("login restarted: state expired or used at %s", name)
     again = f"/login/{name}?rd={_quote(latest['rd'])}&restart=1"
-    return _no_store(RedirectResponse(again, status_code=303))
+    return no_store(RedirectResponse(again, status_code=303))
 
 
 def callback_url(request: Request, provider: str) -> str:

@@ -13,9 +13,18 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from .errors import IssuerError, NotFound, Unauthenticated
+from .errors import NotFound
 from .sessions import LOGOUT
-from .web import Caller, authenticate, check_csrf, form, issuer
+from .web import (
+    Caller,
+    authenticate,
+    check_csrf,
+    clear_session_cookie,
+    form,
+    issuer,
+    no_store,
+    signed_in_person,
+)
 
 log = logging.getLogger("authgate.issuer")
 ACCOUNT = "/_authgate/account"
@@ -31,16 +40,6 @@ class SessionRow:
     agent: str
 
 
-async def _caller(request: Request) -> Caller | None:
-    """The person signed in with the session cookie, or None."""
-    if request.headers.get("authorization"):
-        return None  # pages are for browsers: a bearer token is not a person at a page
-    try:
-        return await authenticate(request)
-    except (Unauthenticated, IssuerError):
-        return None
-
-
 def _who(caller: Caller) -> str:
     user = caller.user
     return (
@@ -53,16 +52,11 @@ def _who(caller: Caller) -> str:
 def _to_sign_in(here: str) -> Response:
     from urllib.parse import quote
 
-    return _no_store(RedirectResponse(f"/login?rd={quote(here, safe='')}", status_code=303))
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(RedirectResponse(f"/login?rd={quote(here, safe='')}", status_code=303))
 
 
 async def account(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await signed_in_person(request)
     if caller is None:
         return _to_sign_in(ACCOUNT)
     app = issuer(request)
@@ -92,7 +86,7 @@ async def end_session(request: Request) -> Response:
     log.info("logout: user %s ended a session from the account page", caller.user.id)
     if sid == caller.session.sid:
         return _signed_out(request)
-    return _no_store(RedirectResponse(f"{ACCOUNT}?ended=1", status_code=303))
+    return no_store(RedirectResponse(f"{ACCOUNT}?ended=1", status_code=303))
 
 
 async def end_all(request: Request) -> Response:
@@ -104,9 +98,9 @@ async def end_all(request: Request) -> Response:
 
 
 async def sign_out_page(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await signed_in_person(request)
     if caller is None:
-        return _no_store(RedirectResponse(SIGNED_OUT, status_code=303))
+        return no_store(RedirectResponse(SIGNED_OUT, status_code=303))
     return issuer(request).pages.render(
         request, "sign_out.html", title="sign_out.title",
         who=_who(caller), csrf=caller.session.csrf,
@@ -123,13 +117,9 @@ async def sign_out(request: Request) -> Response:
 
 def _signed_out(request: Request) -> Response:
     """To the signed-out page, with the session cookie cleared."""
-    app = issuer(request)
     response = RedirectResponse(SIGNED_OUT, status_code=303)
-    response.delete_cookie(
-        app.settings.session_cookie, path="/", secure=app.settings.secure_cookies,
-        httponly=True, samesite="lax",
-    )  # fmt: skip
-    return _no_store(response)
+    clear_session_cookie(request, response)
+    return no_store(response)
 
 
 async def signed_out(request: Request) -> Response:
@@ -137,7 +127,7 @@ async def signed_out(request: Request) -> Response:
 
 
 async def forbidden(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await signed_in_person(request)
     return issuer(request).pages.render(
         request, "forbidden.html", status=403, title="forbidden.title",
         who=_who(caller) if caller else "", here="/_authgate/forbidden",

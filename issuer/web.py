@@ -74,6 +74,18 @@ async def authenticate(request: Request) -> Caller:
     return Caller(user=user, session=session, via_cookie=authorization is None)
 
 
+async def signed_in_person(request: Request) -> Caller | None:
+    """The person signed in with the session cookie, or None: for pages, which show
+    themselves differently to them (a bearer token is a client, not a person at a page)."""
+    if request.headers.get("authorization") or not request.cookies:
+        return None
+    try:
+        caller = await authenticate(request)
+    except IssuerError:
+        return None
+    return caller if caller.via_cookie else None
+
+
 async def check_csrf(request: Request, caller: Caller) -> None:
     """Cookie-authenticated changes need the session's CSRF token (header or form field)
     and, when the browser sends one, an Origin we know. Bearer callers can't be forged."""
@@ -168,8 +180,17 @@ def problem_response(exc: IssuerError) -> Response:
     )
 
 
+def clear_session_cookie(request: Request, response: Response) -> None:
+    """Sign the browser out: its session cookie goes (the session itself is ended apart)."""
+    settings = issuer(request).settings
+    response.delete_cookie(
+        settings.session_cookie, path="/", secure=settings.secure_cookies, httponly=True,
+        samesite="lax",
+    )  # fmt: skip
+
+
 def no_store(response: Response) -> Response:
-    """Token responses must not be cached (RFC 6749 §5.1)."""
+    """Token responses and signed-in pages must not be cached (RFC 6749 §5.1)."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     return response
