@@ -158,3 +158,17 @@ def test_a_long_return_url_is_kept_not_refused(social: Social) -> None:
         http.cookies.clear()
         made_up = http.get(f"{social.issuer.url}/register", params={"rd": "~nothing"})
         assert 'name="rd" value="/_authgate/account"' in made_up.text
+
+
+def test_provider_buttons_follow_their_brand_rules(social: Social) -> None:
+    """Kakao's login button guide: its yellow container and black symbol, and its own
+    label in each language; GitHub with its mark; both keep the return URL."""
+    with browser() as http:
+        en = http.get(f"{social.issuer.url}/login", params={"rd": "/x"}).text
+        ko = http.get(f"{social.issuer.url}/login", params={"rd": "/x", "lang": "ko"}).text
+    assert 'class="button provider-kakao"' in en and "Login with Kakao" in en
+    assert "카카오 로그인" in ko and "GitHub으로 로그인" in ko
+    assert 'class="button provider-github"' in en and "Sign in with GitHub" in en
+    assert 'href="/login/kakao?rd=/x"' in en
+    css = httpx.get(f"{social.issuer.url}/_authgate/static/authgate.css").text
+    assert ".provider-kakao { background: #fee500; color: rgba(0, 0, 0, 0.85);" in css
