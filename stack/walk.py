@@ -75,8 +75,9 @@ def curl(method: str, path: str, base: str, who: str | None = None, extra: str =
 
 def walk(walk: Walk) -> int:
     base = walk.base
-    print(f"\nauthgate demo: open {base}/docs/ in a browser: you are sent to sign in (create an")
-    print("account there and sign in with it), then back.\n")
+    print(f"\nauthgate demo: open {base}/members/ in a browser: you are sent to sign in (create")
+    print("an account there and sign in with it), then back to the member page; your account:")
+    print(f"{base}/_authgate/account\n")
     for name, user in walk.users.items():
         print(f"{name}:  export {name.upper()}='{user.token}'")
     print()
