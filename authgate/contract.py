@@ -57,6 +57,15 @@ SESSION_FIELD_ROLES: Final = "roles"
 SESSION_FIELD_SCOPE: Final = "scope"
 SESSION_FIELD_EMAIL: Final = "email"
 SESSION_FIELD_NAME: Final = "name"
+#: Who the session is of: `user` (a person; the default when absent) or `client` (a
+#: service account signed in with its own credential, RFC 6749 §4.4).
+SESSION_FIELD_KIND: Final = "kind"
+#: The client the session was made for: a service account's id, or the command-line tool
+#: a person signed in through (RFC 8628); absent for a browser session.
+SESSION_FIELD_CLIENT: Final = "client"
+KIND_USER: Final = "user"
+KIND_CLIENT: Final = "client"
+KINDS: Final = frozenset({KIND_USER, KIND_CLIENT})
 
 
 def session_key(sid: str) -> str:
@@ -72,6 +81,10 @@ HEADER_NAME: Final = "X-Auth-Name"
 HEADER_ROLES: Final = "X-Auth-Roles"
 HEADER_SCOPES: Final = "X-Auth-Scopes"
 HEADER_SESSION: Final = "X-Auth-Session"
+HEADER_CLIENT: Final = "X-Auth-Client"
+#: `user` or `client`, always sent: an upstream tells a person from a service account by
+#: it (X-Auth-User is not sent for a client).
+HEADER_KIND: Final = "X-Auth-Kind"
 
 #: Session field each identity header is copied from (X-Auth-Session carries the sid).
 IDENTITY_HEADERS: Final = (
@@ -80,4 +93,5 @@ IDENTITY_HEADERS: Final = (
     (HEADER_NAME, SESSION_FIELD_NAME),
     (HEADER_ROLES, SESSION_FIELD_ROLES),
     (HEADER_SCOPES, SESSION_FIELD_SCOPE),
+    (HEADER_CLIENT, SESSION_FIELD_CLIENT),
 )

@@ -236,11 +236,13 @@ class Sessions:
         name: str = "Test User",
         ttl: float = 600,
         sid: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> str:
         sid = sid or new_session_id()
         self._run(
-            write_session, sid, sub=sub, ttl=ttl, roles=roles, scope=scope, email=email, name=name
-        )
+            write_session, sid, sub=sub, ttl=ttl, roles=roles, scope=scope, email=email,
+            name=name, extra=extra,
+        )  # fmt: skip
         return sid
 
     def end(self, sid: str) -> None:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from urllib.parse import quote
 
 from authgate import serving
-from authgate.contract import HEADER_SESSION, IDENTITY_HEADERS
+from authgate.contract import HEADER_KIND, HEADER_SESSION, IDENTITY_HEADERS
 from authgate.cookies import AmbiguousCookie, find_cookie
 from authgate.errors import (
     AuthError,
@@ -51,7 +51,7 @@ NO_MATCH = Rule(name="(no match)", access=Access.DENY)
 #: reach the upstream (nginx clears headers only by name), so such a request is refused.
 NGINX_SETS = frozenset(
     name.lower().encode()
-    for name in (*(header for header, _ in IDENTITY_HEADERS), HEADER_SESSION,
+    for name in (*(header for header, _ in IDENTITY_HEADERS), HEADER_SESSION, HEADER_KIND,
                  "X-Original-URI", "X-Original-Method", "X-Original-URL", "X-Original-Host",
                  "X-Authgate-Policy", "X-Authgate-Login")
 )  # fmt: skip
@@ -147,8 +147,10 @@ class VerifierApp:
                 if record is None:  # parse the credential fully; verify what isn't cached
                     token = self._credential(authorization, get(b"cookie"), duplicate)
                     record = await self._identify(token)
-                if rule.restricted and not rule.allows(record.roles, record.scopes):
-                    raise Forbidden(f"rule {rule.name}: missing role or scope")
+                if rule.restricted and not rule.allows(record.roles, record.scopes, record.kind):
+                    raise Forbidden(
+                        f"rule {rule.name}: missing role or scope, or not a {record.kind}"
+                    )
             elif rule.access is Access.PUBLIC:
                 record = await self._identify_optional(
                     get(b"authorization"), get(b"cookie"), duplicate

@@ -9,6 +9,7 @@ rules:
     policy: authenticated       # public | authenticated | deny
     roles: [admin]              # any of
     scopes: [admin:write]       # all of
+    kind: user                  # user (people) | client (service accounts); absent: both
 ```
 
 Paths are matched against the request path after the normalization nginx applies to
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authgate.config import ConfigError, read_yaml
+from authgate.contract import KINDS
 
 HTTP_METHOD = re.compile(r"^[A-Z]+$")
 
@@ -47,11 +49,13 @@ class Rule:
     methods: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
-    #: Whether a live session alone is not enough (roles or scopes required); derived.
+    #: The session kinds admitted (contract.KINDS); empty admits both.
+    kinds: frozenset[str] = frozenset()
+    #: Whether a live session alone is not enough (roles, scopes or a kind); derived.
     restricted: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "restricted", bool(self.roles or self.scopes))
+        object.__setattr__(self, "restricted", bool(self.roles or self.scopes or self.kinds))
 
     def matches(self, host: str, path: str, method: str) -> bool:
         if (
@@ -68,8 +72,10 @@ class Rule:
             )
         return True
 
-    def allows(self, roles: frozenset[str], scopes: frozenset[str]) -> bool:
-        """Whether a live session with `roles` and `scopes` passes this rule."""
+    def allows(self, roles: frozenset[str], scopes: frozenset[str], kind: str) -> bool:
+        """Whether a live session of `kind` with `roles` and `scopes` passes this rule."""
+        if self.kinds and kind not in self.kinds:
+            return False
         if self.roles and self.roles.isdisjoint(roles):
             return False
         return self.scopes <= scopes
@@ -146,7 +152,7 @@ def compile_policy(document: Any) -> Policy:
     return Policy(rules=tuple(rules))
 
 
-RULE_KEYS = {"name", "hosts", "paths", "methods", "policy", "roles", "scopes"}
+RULE_KEYS = {"name", "hosts", "paths", "methods", "policy", "roles", "scopes", "kind"}
 
 
 def _compile_rule(where: str, raw: Any, problems: list[str]) -> Rule | None:
@@ -193,8 +199,12 @@ def _compile_rule(where: str, raw: Any, problems: list[str]) -> Rule | None:
             problems.append(f"{where}.methods[{i}]: {method!r} is not an HTTP method")
     roles = _strings(f"{where}.roles", raw.get("roles"), problems)
     scopes = _strings(f"{where}.scopes", raw.get("scopes"), problems)
-    if access is not Access.AUTHENTICATED and (roles or scopes):
-        problems.append(f"{where}: roles and scopes apply only to policy: authenticated")
+    kind = raw.get("kind")
+    if kind is not None and kind not in KINDS:
+        problems.append(f"{where}.kind: must be one of {', '.join(sorted(KINDS))} (absent: both)")
+    kinds = frozenset({kind}) if isinstance(kind, str) and kind in KINDS else frozenset()
+    if access is not Access.AUTHENTICATED and (roles or scopes or kind is not None):
+        problems.append(f"{where}: roles, scopes and kind apply only to policy: authenticated")
     if len(problems) > start:
         return None
     return Rule(
@@ -207,6 +217,7 @@ def _compile_rule(where: str, raw: Any, problems: list[str]) -> Rule | None:
         methods=frozenset(methods),
         roles=frozenset(roles),
         scopes=frozenset(scopes),
+        kinds=kinds,
     )
 
 

@@ -21,9 +21,14 @@ from redis.exceptions import RedisError
 from authgate import redis_client
 from authgate.config import redact_url
 from authgate.contract import (
+    HEADER_KIND,
     HEADER_SESSION,
+    HEADER_USER,
     IDENTITY_HEADERS,
+    KIND_CLIENT,
+    KIND_USER,
     SESSION_EVENTS_CHANNEL,
+    SESSION_FIELD_KIND,
     SESSION_FIELD_ROLES,
     SESSION_FIELD_SCOPE,
     SESSION_FIELD_SUB,
@@ -44,22 +49,30 @@ class SessionRecord:
     scopes: frozenset[str]
     #: Wall-clock time after which the cached copy must not be used.
     expires_at: float
+    #: `user` or `client` (contract.KINDS).
+    kind: str
     #: The ready-made ASGI start message of the 204 answer.
     answer: dict[str, object]
 
 
 def build_record(sid: str, fields: dict[str, str], expires_at: float) -> SessionRecord:
+    # Only `client` makes a service account; any other value (or none) is a person's.
+    kind = KIND_CLIENT if fields.get(SESSION_FIELD_KIND) == KIND_CLIENT else KIND_USER
     headers = []
     for header, field in IDENTITY_HEADERS:
+        if header == HEADER_USER and kind == KIND_CLIENT:
+            continue  # X-Auth-User names a person; a client is named by X-Auth-Client
         value = fields.get(field, "").translate(_CONTROL).strip()
         if value:
             headers.append((header.lower().encode(), value.encode()))
+    headers.append((HEADER_KIND.lower().encode(), kind.encode()))
     headers.append((HEADER_SESSION.lower().encode(), sid.encode()))
     return SessionRecord(
         sub=fields.get(SESSION_FIELD_SUB, ""),
         roles=frozenset(fields.get(SESSION_FIELD_ROLES, "").split()),
         scopes=frozenset(fields.get(SESSION_FIELD_SCOPE, "").split()),
         expires_at=expires_at,
+        kind=kind,
         answer={"type": "http.response.start", "status": 204, "headers": tuple(headers)},
     )
 

@@ -38,6 +38,26 @@ def test_live_session_reaches_upstream_with_identity(
     assert headers["x-auth-session"] == [sid]
 
 
+def test_a_service_account_is_named_by_x_auth_client_and_kind_never_as_a_user(
+    nginx: str, client: httpx.Client, sessions: Sessions, signing_key: SigningKey
+) -> None:
+    cid = "agc_reportsjob00001"
+    sid = sessions.create(cid, roles=["reporter"], scope="reports:read", email="", name="Reports",
+                          extra={"kind": "client", "client": cid})  # fmt: skip
+    bearer = {"Authorization": f"Bearer {mint(signing_key, sid, cid, client_id=cid)}"}
+    headers = echoed(client.get(f"{nginx}/api/jobs/1", headers=bearer))
+    assert headers["x-auth-kind"] == ["client"]
+    assert headers["x-auth-client"] == [cid]
+    assert headers["x-auth-scopes"] == ["reports:read"]
+    assert "x-auth-user" not in headers  # X-Auth-User names people only
+    # A location for people refuses it; one for clients refuses a person.
+    assert client.get(f"{nginx}/api/members/x", headers=bearer).status_code == 403
+    person = sessions.create("alice")
+    as_person = {"Authorization": f"Bearer {mint(signing_key, person, 'alice')}"}
+    assert client.get(f"{nginx}/api/jobs/1", headers=as_person).status_code == 403
+    assert echoed(client.get(f"{nginx}/docs/1", headers=as_person))["x-auth-kind"] == ["user"]
+
+
 def test_session_cookie_is_checked_like_a_bearer_token(
     nginx: str, client: httpx.Client, sessions: Sessions, signing_key: SigningKey
 ) -> None:
@@ -132,6 +152,8 @@ def test_client_sent_identity_and_control_headers_never_reach_the_upstream(
         "X-Auth-Roles": "admin",
         "X-Auth-Scopes": "api:write",
         "X-Auth-Session": "stolen",
+        "X-Auth-Client": "agc_forgedforgedforg",
+        "X-Auth-Kind": "client",
         "X-Authgate-Policy": "public",
         "X-Authgate-Login": "https://evil.test/",
         "X-Original-URI": "/public/x",
@@ -146,10 +168,12 @@ def test_client_sent_identity_and_control_headers_never_reach_the_upstream(
         assert headers["x-auth-user"] == ["ivan"]
         assert headers["x-auth-roles"] == ["viewer"]
         assert headers["x-auth-session"] == [sid]
+        assert headers["x-auth-kind"] == ["user"]
         for name in ("x-auth-email", "x-auth-name"):
             assert headers[name] != [spoofed[name.title()]]
         for name in (
             "x-auth-scopes",
+            "x-auth-client",
             "x-authgate-policy",
             "x-authgate-login",
             "x-original-uri",

@@ -68,9 +68,14 @@ def test_no_match_is_none_which_the_verifier_denies() -> None:
 
 def test_roles_any_of_scopes_all_of() -> None:
     rule = compile_policy(RULES).by_name["admin"]
-    assert rule.allows(frozenset({"ops"}), frozenset({"a", "b", "c"}))
-    assert not rule.allows(frozenset({"ops"}), frozenset({"a"}))
-    assert not rule.allows(frozenset({"viewer"}), frozenset({"a", "b"}))
+    assert rule.allows(frozenset({"ops"}), frozenset({"a", "b", "c"}), "user")
+    assert not rule.allows(frozenset({"ops"}), frozenset({"a"}), "user")
+    assert not rule.allows(frozenset({"viewer"}), frozenset({"a", "b"}), "user")
+    assert rule.allows(frozenset({"ops"}), frozenset({"a", "b"}), "client")  # no kind: both
+    only = compile_policy({"rules": [{"name": "p", "policy": "authenticated", "kind": "user"}]})
+    assert only.rules[0].restricted
+    assert only.rules[0].allows(frozenset(), frozenset(), "user")
+    assert not only.rules[0].allows(frozenset(), frozenset(), "client")
 
 
 @pytest.mark.parametrize(
@@ -117,6 +122,8 @@ def test_every_problem_is_reported_with_its_place() -> None:
                     },
                     "not a mapping",
                     {"name": "c", "policy": "deny", "colour": "red", "paths": [1]},
+                    {"name": "d", "policy": "authenticated", "kind": "robot"},
+                    {"name": "e", "policy": "public", "kind": "client"},
                 ],
                 "extra": True,
             }
@@ -126,7 +133,7 @@ def test_every_problem_is_reported_with_its_place() -> None:
         "rules[0].policy: must be one of public, authenticated, deny",
         "rules[0].paths[0]: 'admin' must start with / (or ~ for a regex)",
         "rules[0].paths[1]: bad regular expression: missing ), unterminated subpattern at position 0",
-        "rules[1]: roles and scopes apply only to policy: authenticated",
+        "rules[1]: roles, scopes and kind apply only to policy: authenticated",
         "rules[2].name: required; 1-64 of letters, digits, _ . : -",
         "rules[2].hosts[0]: '*.' is not a host name",
         "rules[2].hosts[1]: 'ex ample' is not a host name or *.wildcard",
@@ -134,6 +141,8 @@ def test_every_problem_is_reported_with_its_place() -> None:
         "rules[3]: must be a mapping",
         "rules[4].colour: unknown key",
         "rules[4].paths: must be a list of non-empty strings",
+        "rules[5].kind: must be one of client, user (absent: both)",
+        "rules[6]: roles, scopes and kind apply only to policy: authenticated",
     ]
 
 
@@ -162,6 +171,7 @@ def test_the_example_policy_compiles() -> None:
         "admin",
         "health",
         "members",
+        "jobs",
         "api-write",
         "signed-in",
     ]
