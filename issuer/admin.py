@@ -31,7 +31,7 @@ MAX_CURSOR = 10**12
 MAX_QUERY = 200
 
 
-def _query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+def query_params(request: Request, allowed: frozenset[str]) -> dict[str, str]:
     """The query parameters, each known and given at most once."""
     pairs = request.query_params.multi_items()
     names = [name for name, _ in pairs]
@@ -51,7 +51,7 @@ def _number(params: dict[str, str], name: str, default: int, low: int, high: int
     return int(raw)
 
 
-async def _admin(request: Request, *, changes: bool) -> Caller:
+async def admin_caller(request: Request, *, changes: bool) -> Caller:
     caller = await authenticate(request)
     if "admin" not in caller.user.roles:
         raise Forbidden("the admin role is required")
@@ -61,7 +61,7 @@ async def _admin(request: Request, *, changes: bool) -> Caller:
 
 
 async def _target(request: Request) -> User:
-    _query(request, frozenset())
+    query_params(request, frozenset())
     uid = request.path_params["uid"]
     user = await issuer(request).users.get(uid) if USER_ID.fullmatch(uid) else None
     if user is None:
@@ -70,8 +70,8 @@ async def _target(request: Request) -> User:
 
 
 async def list_users(request: Request) -> Response:
-    await _admin(request, changes=False)
-    params = _query(request, frozenset({"q", "cursor", "limit"}))
+    await admin_caller(request, changes=False)
+    params = query_params(request, frozenset({"q", "cursor", "limit"}))
     cursor = _number(params, "cursor", 0, 0, MAX_CURSOR)
     limit = _number(params, "limit", 50, 1, 200)
     query = params.get("q", "")
@@ -82,12 +82,12 @@ async def list_users(request: Request) -> Response:
 
 
 async def show_user(request: Request) -> Response:
-    await _admin(request, changes=False)
+    await admin_caller(request, changes=False)
     return no_store(JSONResponse((await _target(request)).public()))
 
 
 async def set_roles(request: Request) -> Response:
-    caller = await _admin(request, changes=True)
+    caller = await admin_caller(request, changes=True)
     user = await _target(request)
     try:
         body = await request.json()
@@ -117,7 +117,7 @@ async def reactivate(request: Request) -> Response:
 
 
 async def _set_status(request: Request, status: str) -> Response:
-    caller = await _admin(request, changes=True)
+    caller = await admin_caller(request, changes=True)
     user = await _target(request)
     app = issuer(request)
     ended = await app.set_status(user, status, actor=caller.user.id)
@@ -129,7 +129,7 @@ async def _set_status(request: Request, status: str) -> Response:
 
 
 async def delete_user(request: Request) -> Response:
-    caller = await _admin(request, changes=True)
+    caller = await admin_caller(request, changes=True)
     user = await _target(request)
     await issuer(request).delete_user(user, actor=caller.user.id)
     log.info("admin %s deleted %s", caller.user.id, user.id)

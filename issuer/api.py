@@ -7,8 +7,9 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from authgate.contract import JWKS_PATH
+from authgate.contract import ASYMMETRIC_ALGORITHMS, JWKS_PATH
 
+from . import client_auth, device_flow, grants
 from .errors import InvalidRequest, InvalidScope, UnsupportedGrantType
 from .outbox import backlog
 from .redirects import safe_return_url
@@ -29,14 +30,17 @@ log = logging.getLogger("authgate.issuer")
 #: grant_type for "give this browser session an access/refresh pair for API use".
 SESSION_GRANT = "urn:authgate:params:oauth:grant-type:session"
 API_CLIENT = "authgate-api"
-TOKEN_RATE = 60  # per client IP, per minute
 
 
 async def token(request: Request) -> Response:
     app = issuer(request)
-    await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
+    await app.limiter.hit("token", client_ip(request), limit=app.settings.token_rate, window=60)
     fields = await form(request)
     grant = fields.get("grant_type")
+    if grant == grants.CLIENT_CREDENTIALS:
+        return await grants.client_credentials(request, fields)
+    if grant == device_flow.GRANT_TYPE:
+        return await grants.device_code(request, fields)
     if grant == "refresh_token":
         refresh = fields.get("refresh_token")
         if not isinstance(refresh, str) or not refresh:
@@ -79,7 +83,7 @@ async def revoke(request: Request) -> Response:
     """RFC 7009. A refresh token or an access token of ours ends its session; anything
     else is answered 200 too (§2.2: the client can't act on the difference)."""
     app = issuer(request)
-    await app.limiter.hit("token", client_ip(request), limit=TOKEN_RATE, window=60)
+    await app.limiter.hit("token", client_ip(request), limit=app.settings.token_rate, window=60)
     fields = await form(request)
     value = fields.get("token")
     if not isinstance(value, str) or not value:
@@ -119,8 +123,11 @@ async def openid_configuration(request: Request) -> Response:
         "revocation_endpoint": f"{base}/revoke",
         "jwks_uri": f"{base}{JWKS_PATH}",
         "userinfo_endpoint": f"{base}/me",
-        "grant_types_supported": ["refresh_token", SESSION_GRANT],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "device_authorization_endpoint": f"{base}/device_authorization",
+        "grant_types_supported": ["refresh_token", SESSION_GRANT, grants.CLIENT_CREDENTIALS,
+                                  device_flow.GRANT_TYPE],
+        "token_endpoint_auth_methods_supported": list(client_auth.METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": sorted(ASYMMETRIC_ALGORITHMS),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
     })  # fmt: skip

@@ -19,7 +19,7 @@ from authgate import serving
 from authgate.contract import JWKS_PATH
 from authgate.logs import configure_logging
 
-from . import admin, api, local, login, pages
+from . import admin, api, client_admin, device_pages, grants, local, login, pages
 from .body_limit import BodyLimit
 from .errors import IssuerError, Unavailable
 from .security_headers import SecurityHeaders, content_security_policy
@@ -86,10 +86,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/_authgate/signed-out", pages.signed_out, methods=["GET"]),
         Route("/_authgate/forbidden", pages.forbidden, methods=["GET", "POST"]),
         Route("/_authgate/static/{name}", pages.static, methods=["GET"]),
+        Route(grants.DEVICE_PAGE, device_pages.device_page, methods=["GET"]),
+        Route(grants.DEVICE_PAGE, device_pages.device_answer, methods=["POST"]),
         Route("/login/{provider}", login.start, methods=["GET"]),
         Route("/link/{provider}", login.link, methods=["POST"]),
         Route("/callback/{provider}", login.callback, methods=["GET"]),
         Route("/token", api.token, methods=["POST"]),
+        Route("/device_authorization", grants.device_authorization, methods=["POST"]),
         Route("/logout", api.logout, methods=["POST"]),
         Route("/revoke", api.revoke, methods=["POST"]),
         Route("/me", api.me, methods=["GET"]),
@@ -102,6 +105,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/admin/users/{uid}/roles", admin.set_roles, methods=["PUT"]),
         Route("/admin/users/{uid}/suspend", admin.suspend, methods=["POST"]),
         Route("/admin/users/{uid}/reactivate", admin.reactivate, methods=["POST"]),
+        Route("/admin/clients", client_admin.list_clients, methods=["GET"]),
+        Route("/admin/clients", client_admin.create_client, methods=["POST"]),
+        Route("/admin/clients/{cid}", client_admin.show_client, methods=["GET"]),
+        Route("/admin/clients/{cid}", client_admin.delete_client, methods=["DELETE"]),
+        Route("/admin/clients/{cid}/grants", client_admin.set_grants, methods=["PUT"]),
+        Route("/admin/clients/{cid}/suspend", client_admin.suspend, methods=["POST"]),
+        Route("/admin/clients/{cid}/reactivate", client_admin.reactivate, methods=["POST"]),
+        Route("/admin/clients/{cid}/credentials", client_admin.new_credential, methods=["POST"]),
+        Route(
+            "/admin/clients/{cid}/credentials/{credential}",
+            client_admin.remove_credential,
+            methods=["DELETE"],
+        ),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),

@@ -92,6 +92,36 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
     "forbidden.as": {"en": "You're signed in as {who}.", "ko": "{who}(으)로 로그인되어 있습니다."},
     "forbidden.back": {"en": "Go back", "ko": "돌아가기"},
     "forbidden.other": {"en": "Sign in as someone else", "ko": "다른 계정으로 로그인"},
+    "device.title": {"en": "Sign in on a device", "ko": "기기에서 로그인"},
+    "device.intro": {"en": "Enter the code your command-line tool or device shows you.",
+                     "ko": "명령줄 도구나 기기에 표시된 코드를 입력하세요."},
+    "device.code": {"en": "Code (8 letters, like BCDF-GHJK)",
+                    "ko": "코드 (BCDF-GHJK 같은 8글자)"},
+    "device.next": {"en": "Continue", "ko": "계속"},
+    "device.bad_code": {"en": "That code isn't valid, was already used or has expired. "
+                              "Check it, or start again on your device.",
+                        "ko": "코드가 올바르지 않거나 이미 사용되었거나 만료되었습니다. "
+                              "확인하거나 기기에서 다시 시작하세요."},
+    "device.confirm_title": {"en": "Allow this sign-in?", "ko": "이 로그인을 허용할까요?"},
+    "device.asks": {"en": "{client} asks to act as you ({who}).",
+                    "ko": "{client}이(가) {who}(으)로 동작하려고 합니다."},
+    "device.scopes": {"en": "It asks for: {scopes}", "ko": "요청한 권한: {scopes}"},
+    "device.no_scopes": {"en": "It asks for no extra permissions.",
+                         "ko": "추가 권한은 요청하지 않았습니다."},
+    "device.check": {"en": "Allow it only if you started this yourself and your device shows "
+                           "the code {code}.",
+                     "ko": "직접 시작했고 기기에 코드 {code}이(가) 표시될 때만 허용하세요."},
+    "device.allow": {"en": "Allow", "ko": "허용"},
+    "device.deny": {"en": "Deny", "ko": "거부"},
+    "device.allowed_title": {"en": "You're signed in on your device",
+                             "ko": "기기에서 로그인되었습니다"},
+    "device.allowed": {"en": "Go back to {client}: it will carry on by itself. You can end "
+                             "this sign-in any time on your account page.",
+                       "ko": "{client}(으)로 돌아가세요. 저절로 계속됩니다. 이 로그인은 "
+                             "언제든 내 계정 페이지에서 끝낼 수 있습니다."},
+    "device.denied_title": {"en": "Sign-in denied", "ko": "로그인을 거부했습니다"},
+    "device.denied": {"en": "Nothing was signed in. You can close this page.",
+                      "ko": "아무것도 로그인되지 않았습니다. 이 페이지를 닫아도 됩니다."},
 }  # fmt: skip
 
 

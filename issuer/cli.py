@@ -30,11 +30,14 @@ USAGE = """usage: authgate-issuer [serve] [--flags]        run the issuer
        authgate-issuer admin promote USER [--flags]   give USER (an id or email) the admin role
        authgate-issuer events relay [--flags]     publish the event outbox (when not in serve)
        authgate-issuer events tail [--routing-key PATTERN] [--flags]   print events as they flow
+       authgate-issuer clients VERB … [--json] [--flags]   service accounts (clients --help)
 Flags and AUTHGATE_* variables: authgate-issuer --help"""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["clients"]:
+        sys.exit(clients(args[1:]))
     command: list[str] = []
     while args and not args[0].startswith("-") and len(command) < 2 and args[0] in (
         "serve", "keys", "admin", "rotate", "list", "promote", "events", "relay", "tail"
@@ -76,6 +79,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         print(USAGE, file=sys.stderr)
         sys.exit(2)
+
+
+def clients(args: list[str]) -> int:
+    """`clients …` (issuer/clients_cli.py): 0 done, 1 refused or failed, 2 bad usage."""
+    from . import clients_cli
+
+    if not args or args[0] in ("-h", "--help"):
+        print(clients_cli.__doc__)
+        return 0 if args else 2
+    ns, rest = clients_cli.split(args)
+    try:
+        settings = load_settings(rest)
+    except ConfigError as exc:
+        print(f"authgate-issuer: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    return asyncio.run(clients_cli.run(settings, ns))
 
 
 def serve(settings: Settings) -> None:

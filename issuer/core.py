@@ -12,6 +12,8 @@ from authgate import redis_client
 from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_LEEWAY
 from authgate.tokens import TokenVerifier
 
+from .clients import Clients
+from .device_flow import DeviceFlow
 from .keys import KeyStore
 from .outbox import Outbox
 from .sessions import Sessions
@@ -29,6 +31,8 @@ class Core:
         self.outbox = Outbox(settings.public_url)
         self.users = Users(self.redis, self.outbox)
         self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
+        self.clients = Clients(self.redis, self.outbox)
+        self.device_flow = DeviceFlow(self.redis)
         self.tokens = Tokens(
             self.redis, self.keys, self.sessions, self.users,
             TokenSettings(

@@ -10,6 +10,8 @@ from __future__ import annotations
 class IssuerError(Exception):
     status = 400
     error = "invalid_request"
+    #: The WWW-Authenticate scheme of a 401 answer.
+    challenge = "Bearer"
 
     def __init__(self, description: str = "", *, retry_after: int | None = None) -> None:
         self.description = description
@@ -31,6 +33,38 @@ class InvalidScope(IssuerError):
 
 class UnsupportedGrantType(IssuerError):
     error = "unsupported_grant_type"
+
+
+class InvalidClient(IssuerError):
+    """RFC 6749 §5.2: 401; the challenge names HTTP Basic when the client used it."""
+
+    status = 401
+    error = "invalid_client"
+
+    def __init__(self, description: str = "", *, basic: bool = False) -> None:
+        super().__init__(description)
+        self.challenge = "Basic" if basic else "Bearer"
+
+
+class UnauthorizedClient(IssuerError):
+    error = "unauthorized_client"
+
+
+# RFC 8628 §3.5: what a device polling the token endpoint is told.
+class AuthorizationPending(IssuerError):
+    error = "authorization_pending"
+
+
+class SlowDown(IssuerError):
+    error = "slow_down"
+
+
+class ExpiredToken(IssuerError):
+    error = "expired_token"
+
+
+class AccessDenied(IssuerError):
+    error = "access_denied"
 
 
 class Unauthenticated(IssuerError):

@@ -5,8 +5,8 @@ event on the MULTI pipeline or Lua script that makes the change, so an event exi
 its change happened. The relay (issuer/relay.py) publishes the stream to RabbitMQ.
 
 Events are CloudEvents 1.0 in JSON (structured mode): `type` is the routing key
-(`user.created`, …), `subject` the user id, `data` the details — never a token, code,
-secret or password.
+(`user.created`, `client.created`, …), `subject` the user's or the client's id, `data`
+the details — never a token, code, secret or password.
 """
 
 from __future__ import annotations
@@ -35,9 +35,16 @@ PLATFORM_CONNECTED = "platform.connected"
 #: Someone registered with the email of an existing local account: the owner is to be told
 #: (an email service consumes it), as the registration's answer can't say (issue 12, 6).
 REGISTRATION_ATTEMPTED = "user.registration_attempted"
+#: Service accounts (issuer/clients.py); the subject is the client id.
+CLIENT_CREATED = "client.created"
+CLIENT_UPDATED = "client.updated"
+CLIENT_SUSPENDED = "client.suspended"
+CLIENT_DELETED = "client.deleted"
+CLIENT_CREDENTIAL_ROTATED = "client.credential.rotated"
 TYPES: Final = (USER_CREATED, USER_UPDATED, USER_DELETED, LOGIN_SUCCEEDED, LOGIN_FAILED,
                 LOGGED_OUT, SESSION_REVOKED, PLATFORM_CONNECTED,
-                REGISTRATION_ATTEMPTED)  # fmt: skip
+                REGISTRATION_ATTEMPTED, CLIENT_CREATED, CLIENT_UPDATED, CLIENT_SUSPENDED,
+                CLIENT_DELETED, CLIENT_CREDENTIAL_ROTATED)  # fmt: skip
 
 
 class Outbox:

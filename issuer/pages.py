@@ -40,7 +40,7 @@ class SessionRow:
     agent: str
 
 
-def _who(caller: Caller) -> str:
+def who_is(caller: Caller) -> str:
     user = caller.user
     return (
         f"{user.name} ({user.email})"
@@ -68,7 +68,7 @@ async def account(request: Request) -> Response:
     ]  # fmt: skip
     rows.sort(key=lambda r: not r.current)  # this browser first
     return app.pages.render(
-        request, "account.html", title="account.title", who=_who(caller),
+        request, "account.html", title="account.title", who=who_is(caller),
         roles=" ".join(sorted(caller.user.roles)), sessions=rows, csrf=caller.session.csrf,
         ended=request.query_params.get("ended") == "1",
     )  # fmt: skip
@@ -103,7 +103,7 @@ async def sign_out_page(request: Request) -> Response:
         return no_store(RedirectResponse(SIGNED_OUT, status_code=303))
     return issuer(request).pages.render(
         request, "sign_out.html", title="sign_out.title",
-        who=_who(caller), csrf=caller.session.csrf,
+        who=who_is(caller), csrf=caller.session.csrf,
     )  # fmt: skip
 
 
@@ -130,7 +130,7 @@ async def forbidden(request: Request) -> Response:
     caller = await signed_in_person(request)
     return issuer(request).pages.render(
         request, "forbidden.html", status=403, title="forbidden.title",
-        who=_who(caller) if caller else "", here="/_authgate/forbidden",
+        who=who_is(caller) if caller else "", here="/_authgate/forbidden",
     )  # fmt: skip
 
 

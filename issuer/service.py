@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .client_auth import ClientAuthenticator
 from .core import Core
 from .devices import DeviceCookies, load_secret
 from .inbound import LifecycleConsumer
@@ -32,6 +33,9 @@ class Issuer(Core):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.limiter = RateLimiter(self.redis)
+        self.client_auth = ClientAuthenticator(
+            self.redis, self.clients, (f"{settings.public_url}/token", settings.public_url)
+        )
         device_secret = load_secret(settings.keys_dir)
         self.throttle = Throttle(self.redis, secret=device_secret)
         self.devices = DeviceCookies(device_secret, secure=settings.secure_cookies)
@@ -83,6 +87,7 @@ class Issuer(Core):
         return tasks
 
     async def close(self) -> None:
+        await self.client_auth.close()
         await self.providers.aclose()
         await self.http.aclose()
         await super().close()

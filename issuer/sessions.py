@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from authgate.contract import session_key
+from authgate.contract import SESSION_FIELD_CLIENT, session_key
 
 from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox
 from .records import queue_end_session, queue_session
@@ -62,10 +62,13 @@ class Sessions:
         self._ttl = ttl
         self._outbox = outbox
 
-    async def create(self, user: User, method: str, agent: str = "") -> Session | None:
-        """A new session for `user`, who signed in with `method` (a provider, or local)
-        from the browser `agent`; None when the user is no longer active (suspended or
-        deleted meanwhile)."""
+    async def create(
+        self, user: User, method: str, agent: str = "", *, client: str = "", scope: str = ""
+    ) -> Session | None:
+        """A new session for `user`, who signed in with `method` (a provider, local, or a
+        device code) from `agent` (the browser, or the tool's name), through `client` (a
+        device client; none for a browser) with `scope`; None when the user is no longer
+        active (suspended or deleted meanwhile)."""
         sid = new_session_id()
         csrf = secrets.token_urlsafe(32)
         for _ in range(ATTEMPTS):
@@ -75,11 +78,13 @@ class Sessions:
                     return None
                 now = time.time()
                 pipe.multi()
+                extra = {FIELD_CSRF: csrf, FIELD_CREATED: str(now), FIELD_METHOD: method,
+                         FIELD_AGENT: agent[:AGENT_MAX]}  # fmt: skip
+                if client:
+                    extra[SESSION_FIELD_CLIENT] = client
                 queue_session(
-                    pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles,
-                    email=user.session_email, name=user.name,
-                    extra={FIELD_CSRF: csrf, FIELD_CREATED: str(now), FIELD_METHOD: method,
-                           FIELD_AGENT: agent[:AGENT_MAX]},
+                    pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles, scope=scope,
+                    email=user.session_email, name=user.name, extra=extra,
                 )  # fmt: skip
                 pipe.sadd(USER_SESSIONS + user.id, sid)
                 pipe.expire(USER_SESSIONS + user.id, self._ttl)
@@ -89,7 +94,9 @@ class Sessions:
                     await pipe.execute()
                 except WatchError:
                     continue  # the user changed meanwhile: look again
-                return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl)
+                return Session(
+                    sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl, scope=scope
+                )
         raise RuntimeError(f"user {user.id} kept changing while a session was being created")
 
     async def get(self, sid: str) -> Session | None:
@@ -158,9 +165,10 @@ class Sessions:
                     return
                 extra = {
                     k: fields[k]
-                    for k in (FIELD_CSRF, FIELD_CREATED, FIELD_METHOD, FIELD_AGENT)
+                    for k in (FIELD_CSRF, FIELD_CREATED, FIELD_METHOD, FIELD_AGENT,
+                              SESSION_FIELD_CLIENT)
                     if k in fields
-                }
+                }  # fmt: skip
                 pipe.multi()
                 queue_session(
                     pipe, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,

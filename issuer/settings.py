@@ -88,6 +88,10 @@ OPTIONS: tuple[Option, ...] = (
            "a refresh token unused this long expires, seconds"),
     Option("refresh_grace", config.number(0, 60), "5",
            "a refresh token used again within this many seconds gets the same answer"),
+    Option("token_rate", config.integer(1, 100_000), "60",
+           "token, revocation and device requests per client address per minute"),
+    Option("client_token_rate", config.integer(1, 100_000), "60",
+           "token requests per authenticated API client per minute"),
     Option("local_accounts", config.boolean, "false", "allow email + password accounts"),
     Option("trusted_proxies", _networks, "",
            "proxies whose X-Forwarded-For is believed (for per-IP rate limits): addresses or"
@@ -134,6 +138,8 @@ class Settings:
     session_ttl: int
     refresh_idle_ttl: int
     refresh_grace: float
+    token_rate: int
+    client_token_rate: int
     local_accounts: bool
     trusted_proxies: frozenset[str]
     amqp_url: str

@@ -92,6 +92,10 @@ class Pages:
                                 samesite="lax", secure=self.settings.secure_cookies)  # fmt: skip
         return response
 
+    def message(self, request: Request, key: str, **values: object) -> str:
+        """One catalogue message in the reader's language (for a page's error line)."""
+        return catalogue.message(key, language(request), **values)
+
     def asset(self, name: str) -> Response | None:
         found = self.static.get(name)
         if found is None:

@@ -21,6 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .clients import Client
 from .errors import InvalidGrant
 from .keys import KeyStore
 from .sessions import Session, Sessions
@@ -90,6 +91,16 @@ class Tokens:
             issuer=self._settings.issuer, audience=self._settings.audience, sub=user.id, sid=sid,
             client_id=client_id, lifetime=lifetime or self._settings.access_ttl, roles=user.roles,
             scope=scope,
+        )  # fmt: skip
+        return self._keys.signing_key().sign(claims)
+
+    def client_token(self, client: Client, sid: str, scope: str) -> str:
+        """A service account's access token (RFC 9068 §2.2: `sub` is the client's id when
+        no person is involved), bound to the session record of this one token."""
+        claims = access_token_claims(
+            issuer=self._settings.issuer, audience=self._settings.audience, sub=client.id,
+            sid=sid, client_id=client.id, lifetime=self._settings.access_ttl,
+            roles=client.roles, scope=scope,
         )  # fmt: skip
         return self._keys.signing_key().sign(claims)
 

@@ -156,7 +156,7 @@ def error_response(exc: IssuerError) -> Response:
     if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer realm="authgate", error="{exc.error}"'
+        headers["WWW-Authenticate"] = f'{exc.challenge} realm="authgate", error="{exc.error}"'
     return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
