@@ -225,7 +225,7 @@ def test_private_key_jwt_with_a_registered_key_and_its_attacks(
         "iss is not the client": _assertion(key, cid, endpoint, iss="agc_" + "C" * 16),
         "another key": _assertion(SigningKey.generate("ES256", kid=key.kid), cid, endpoint),
         "alg none": jwt.encode({"iss": cid, "sub": cid, "aud": endpoint, "jti": "n",
-                                "exp": int(time.time()) + 60}, None, algorithm="none"),
+                                "exp": int(time.time()) + 60}, "", algorithm="none"),
         "HS256 keyed with the public key": _hs256(
             {"iss": cid, "sub": cid, "aud": endpoint, "jti": "h", "exp": int(time.time()) + 60},
             json.dumps(key.public_jwk()).encode(),
