@@ -41,6 +41,7 @@ from .outbox import (
     Outbox,
 )
 from .records import queue_end_session, queue_session
+from .sessions import Sessions
 from .signing import new_session_id
 from .users import ACTIVE, SUSPENDED
 
@@ -139,9 +140,11 @@ def new_secret(credential_id: str) -> str:
 
 
 class Clients:
-    def __init__(self, redis: aioredis.Redis, outbox: Outbox) -> None:
+    def __init__(self, redis: aioredis.Redis, outbox: Outbox, sessions: Sessions) -> None:
         self._redis = redis
         self._outbox = outbox
+        #: A person's sessions made through a device client end as the person's do.
+        self._sessions = sessions
 
     async def create(
         self, name: str, kind: str, roles: frozenset[str], scopes: frozenset[str], actor: str
@@ -258,19 +261,30 @@ class Clients:
                 return sid
         raise RuntimeError(f"client {client.id} kept changing while a token was being issued")
 
+    async def track(self, cid: str, sid: str) -> None:
+        """Index a person's session made through device client `cid`, so that suspending
+        or deleting the client ends it too."""
+        await self._redis.sadd(CLIENT_SESSIONS + cid, sid)
+
     async def end_sessions(self, cid: str, reason: str, credential: str | None = None) -> int:
-        """End the account's tokens (those of one credential, if given); the number ended.
-        Expired sids are pruned from the index on the way."""
+        """End the sessions of the account's tokens (of one credential, if given), and the
+        people's sessions made through it; the number ended. Expired sids are pruned."""
         ended = 0
         for sid in await self._redis.smembers(CLIENT_SESSIONS + cid):
-            held = await self._redis.hget(session_key(sid), FIELD_CREDENTIAL)
-            if held is not None and credential is not None and held != credential:
+            sub, kind, held = await self._redis.hmget(
+                session_key(sid), "sub", "kind", FIELD_CREDENTIAL
+            )
+            if sub is not None and credential is not None and held != credential:
                 continue
-            async with self._redis.pipeline(transaction=True) as pipe:
-                queue_end_session(pipe, sid)
-                pipe.srem(CLIENT_SESSIONS + cid, sid)
-                await pipe.execute()
-            ended += held is not None
+            if sub is not None and kind != KIND_CLIENT:
+                await self._sessions.end(sid, sub, reason)  # a person's: their index, events
+                await self._redis.srem(CLIENT_SESSIONS + cid, sid)
+            else:
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    queue_end_session(pipe, sid)
+                    pipe.srem(CLIENT_SESSIONS + cid, sid)
+                    await pipe.execute()
+            ended += sub is not None
         return ended
 
     async def _change(

@@ -31,7 +31,7 @@ class Core:
         self.outbox = Outbox(settings.public_url)
         self.users = Users(self.redis, self.outbox)
         self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
-        self.clients = Clients(self.redis, self.outbox)
+        self.clients = Clients(self.redis, self.outbox, self.sessions)
         self.device_flow = DeviceFlow(self.redis)
         self.tokens = Tokens(
             self.redis, self.keys, self.sessions, self.users,

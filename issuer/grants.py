@@ -133,5 +133,6 @@ async def device_code(request: Request, fields: dict[str, str]) -> Response:
         )
     if user is None or session is None:
         raise AccessDenied("the account is no longer active")
+    await app.clients.track(client.id, session.sid)
     log.info("device sign-in: user %s through client %s", user.id, client.id)
     return no_store(JSONResponse(await app.tokens.issue(user, session, client.id, poll.scope)))
