@@ -241,3 +241,15 @@ def test_the_page_is_static_own_origin_and_never_cached(http: httpx.Client) -> N
     assert '"Idempotency-Key": form.dataset.key' in script.text  # retries replay
     assert http.get("/page.css").headers["content-type"].startswith("text/css")
     assert http.get("/index.html").status_code == 404  # only the three files
+
+
+def test_the_statistics_are_for_service_accounts_holding_their_scope(http: httpx.Client) -> None:
+    create(http, user("carol"))
+    job = {"X-Auth-Kind": "client", "X-Auth-Client": "agc_reportsjob00001",
+           "X-Auth-Scopes": "members:read", "X-Auth-Roles": ""}  # fmt: skip
+    answer = http.get("/stats", headers=job)
+    assert answer.status_code == 200 and answer.json()["members"] >= 1
+    person = {**identity(user("dave"), roles="admin"), "X-Auth-Kind": "user"}
+    assert_problem(http.get("/stats", headers=person), 403, "forbidden")
+    assert_problem(http.get("/stats", headers={**job, "X-Auth-Scopes": "other"}), 403, "forbidden")
+    assert_problem(http.get("/stats"), 403, "forbidden")

@@ -42,19 +42,19 @@ def test_a_service_account_is_named_by_x_auth_client_and_kind_never_as_a_user(
     nginx: str, client: httpx.Client, sessions: Sessions, signing_key: SigningKey
 ) -> None:
     cid = "agc_reportsjob00001"
-    sid = sessions.create(cid, roles=["reporter"], scope="reports:read", email="", name="Reports",
+    sid = sessions.create(cid, roles=["reporter"], scope="members:read", email="", name="Reports",
                           extra={"kind": "client", "client": cid})  # fmt: skip
     bearer = {"Authorization": f"Bearer {mint(signing_key, sid, cid, client_id=cid)}"}
-    headers = echoed(client.get(f"{nginx}/api/jobs/1", headers=bearer))
+    headers = echoed(client.get(f"{nginx}/api/stats", headers=bearer))
     assert headers["x-auth-kind"] == ["client"]
     assert headers["x-auth-client"] == [cid]
-    assert headers["x-auth-scopes"] == ["reports:read"]
+    assert headers["x-auth-scopes"] == ["members:read"]
     assert "x-auth-user" not in headers  # X-Auth-User names people only
     # A location for people refuses it; one for clients refuses a person.
     assert client.get(f"{nginx}/api/members/x", headers=bearer).status_code == 403
     person = sessions.create("alice")
     as_person = {"Authorization": f"Bearer {mint(signing_key, person, 'alice')}"}
-    assert client.get(f"{nginx}/api/jobs/1", headers=as_person).status_code == 403
+    assert client.get(f"{nginx}/api/stats", headers=as_person).status_code == 403
     assert echoed(client.get(f"{nginx}/docs/1", headers=as_person))["x-auth-kind"] == ["user"]
 
 

@@ -171,7 +171,7 @@ def test_the_example_policy_compiles() -> None:
         "admin",
         "health",
         "members",
-        "jobs",
+        "stats",
         "api-write",
         "signed-in",
     ]
