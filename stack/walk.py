@@ -94,6 +94,7 @@ def walk(walk: Walk) -> int:
         label = "a browser signs up, signs in and comes back to /docs/"
         walk.step(label, "(in a browser)", "200", lambda: str(_browser_sign_up(base)))
     _members(walk)
+    _service_account(walk)
     _account_deletion(walk)
     return walk.failures
 
@@ -140,6 +141,71 @@ def _members(walk: Walk) -> None:
     path = f"/api/members/{created.get('id', '<id>')}"
     walk.step("bob cannot delete alice's member", curl("DELETE", path, base, "bob"), "403",
               lambda: walk.status("DELETE", path, "bob"))  # fmt: skip
+
+
+def _issuer_cli(walk: Walk, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [str(BIN / "authgate-issuer"), *args, "--json"], env=walk.issuer_env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"authgate-issuer {args[0]} {args[1]}: {done.stderr.strip()}")
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _service_account(walk: Walk) -> None:
+    """A reporting job without a browser: a service account gets a token with the client
+    credentials grant and reads the member statistics through nginx and the gateway;
+    suspending it stops its token as a revocation would."""
+    base = walk.base
+    create = "authgate-issuer clients create reports-job --scope members:read"
+    print(f"  a service account for a reporting job (docs/api-clients.md)\n    {create}")
+    if not walk.check:
+        print(f"    curl -u \"$CLIENT_ID:$CLIENT_SECRET\" -d grant_type=client_credentials"
+              f" {base}/token")  # fmt: skip
+        print(f'    curl -H "Authorization: Bearer $JOB" {base}/api/stats')
+        return
+    made = _issuer_cli(walk, "clients", "create", "reports-job", "--scope", "members:read")
+    cid, secret = str(made["client_id"]), str(made["client_secret"])
+    job: dict[str, str] = {}
+
+    def get_token() -> str:
+        answer = httpx.post(f"{base}/token", data={"grant_type": "client_credentials"},
+                            auth=(cid, secret))  # fmt: skip
+        if answer.status_code == 200:
+            job["token"] = answer.json()["access_token"]
+        return str(answer.status_code)
+
+    def stats(token: str) -> str:
+        answer = httpx.get(f"{base}/api/stats", headers={"Authorization": f"Bearer {token}"})
+        return str(answer.status_code)
+
+    walk.step("it gets a token (client credentials grant)",
+              f'curl -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {base}/token',
+              "200", get_token)  # fmt: skip
+    walk.step("it reads the statistics (for service accounts only)",
+              f'curl -H "Authorization: Bearer $JOB" {base}/api/stats', "200",
+              lambda: stats(job.get("token", "")))  # fmt: skip
+    walk.step("bob (a person) may not", curl("GET", "/api/stats", base, "bob"), "403",
+              lambda: walk.status("GET", "/api/stats", "bob"))  # fmt: skip
+    refused_after: list[float] = []
+
+    def suspend() -> str:
+        _issuer_cli(walk, "clients", "suspend", cid)
+        started = time.monotonic()
+        while stats(job.get("token", "")) != "401":
+            if time.monotonic() - started > 5:
+                return "token still accepted after 5 s"
+        refused_after.append(time.monotonic() - started)
+        return "token refused"
+
+    walk.step("suspending the account stops its token", f"authgate-issuer clients suspend {cid}",
+              "token refused", suspend)  # fmt: skip
+    if refused_after:
+        print(f"    (its token was refused {refused_after[0] * 1000:.0f} ms after the command)")
+    walk.step("... within 100 ms", "(timed)", "True",
+              lambda: str(bool(refused_after) and refused_after[0] <= 0.1))  # fmt: skip
 
 
 def _account_deletion(walk: Walk) -> None:
