@@ -109,8 +109,8 @@ MESSAGES: Mapping[str, Mapping[str, str]] = {
     "device.no_scopes": {"en": "It asks for no extra permissions.",
                          "ko": "추가 권한은 요청하지 않았습니다."},
     "device.check": {"en": "Allow it only if you started this yourself and your device shows "
-                           "the code {code}.",
-                     "ko": "직접 시작했고 기기에 코드 {code}이(가) 표시될 때만 허용하세요."},
+                           "this code:",
+                     "ko": "직접 시작했고 기기에 이 코드가 표시될 때만 허용하세요:"},
     "device.allow": {"en": "Allow", "ko": "허용"},
     "device.deny": {"en": "Deny", "ko": "거부"},
     "device.allowed_title": {"en": "You're signed in on your device",
