@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +24,7 @@ from authgate.contract import session_key
 from issuer.signing import SigningKey
 
 from ..harness import JwksServer
+from ..identity import IssuerProcess
 from ..social import KAKAO_USER, Social, browser, login, me
 
 GRANT = {"grant_type": "client_credentials"}
@@ -319,3 +321,28 @@ def test_discovery_says_what_is_served(social: Social) -> None:
         "client_secret_basic", "client_secret_post", "private_key_jwt", "none"}  # fmt: skip
     assert document["device_authorization_endpoint"] == f"{social.issuer.url}/device_authorization"
     assert "HS256" not in document["token_endpoint_auth_signing_alg_values_supported"]
+
+
+def test_an_authenticated_client_is_limited_but_wrong_secrets_do_not_spend_its_allowance(
+    social: Social, logs: Path, tmp_path: Path
+) -> None:
+    strict = IssuerProcess(
+        {"AUTHGATE_REDIS_URL": social.issuer.env["AUTHGATE_REDIS_URL"],
+         "AUTHGATE_KEYS_DIR": str(tmp_path / "keys"), "AUTHGATE_TRUSTED_PROXIES": "127.0.0.0/8",
+         "AUTHGATE_CLIENT_TOKEN_RATE": "3", "AUTHGATE_EVENTS_RELAY": "false",
+         "AUTHGATE_INBOUND_QUEUE": "off"},
+        logs, amqp_url=social.issuer.env["AUTHGATE_AMQP_URL"],
+    )  # fmt: skip
+    try:
+        cid, secret = service(social)
+        wrong = secret.split(".")[0] + ".wrong"
+        url = f"{strict.url}/token"
+        for _ in range(5):  # a stranger sending its id with wrong secrets, from many addresses
+            with closing(browser()) as http:
+                assert http.post(url, data=GRANT, auth=(cid, wrong)).status_code == 401
+        with closing(browser()) as http:
+            answers = [http.post(url, data=GRANT, auth=(cid, secret)) for _ in range(4)]
+    finally:
+        strict.stop()
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]  # 3 a minute here
+    assert int(answers[3].headers["retry-after"]) > 0

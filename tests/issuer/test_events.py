@@ -283,6 +283,37 @@ def test_admin_and_local_account_events(events: Events) -> None:
     assert password not in "".join(r.body.decode() for r in received)
 
 
+def test_service_account_events_carry_no_secret(events: Events) -> None:
+    """client.created, .credential.rotated (added, removed), .suspended, .updated and
+    .deleted, in order, with the client id as subject (issue 18)."""
+    social, sink = events.social, events.sink
+
+    def cli(*args: str) -> dict[str, Any]:
+        done = social.issuer.cli("clients", *args, "--json")
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    made = cli("create", "events-job", "--scope", "members:read")
+    cid, secret = made["client_id"], made["client_secret"]
+    second = cli("add-secret", cid)
+    cli("remove-credential", cid, made["credentials"][0]["id"])
+    cli("suspend", cid)
+    cli("reactivate", cid)
+    cli("delete", cid)
+    received = sink.wait_for(lambda r: "client.deleted" in of(r, cid))
+    assert of(received, cid) == [
+        "client.created", "client.credential.rotated", "client.credential.rotated",
+        "client.credential.rotated", "client.suspended", "client.updated", "client.deleted",
+    ]  # fmt: skip
+    created = next(r.event for r in received if r.routing_key == "client.created")
+    assert created["data"] == {"client_id": cid, "name": "events-job", "kind": "service",
+                               "roles": [], "scopes": ["members:read"], "by": "cli"}  # fmt: skip
+    bodies = "".join(r.body.decode() for r in received)
+    assert secret not in bodies and second["client_secret"] not in bodies
+    assert "argon2" not in bodies
+
+
 def test_rabbitmq_outage_loses_nothing(events: Events) -> None:
     social, sink = events.social, events.sink
     events.proxy.cut()

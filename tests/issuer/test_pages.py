@@ -16,7 +16,7 @@ from .corpus import corpus
 LIMIT = 64 * 1024
 #: Endpoints that check the caller before they read a body: a chunked body (no length to
 #: judge up front) is never read there, and the answer is the 401.
-CALLER_FIRST = ("/logout", "/admin/", "/link/")
+CALLER_FIRST = ("/logout", "/admin/", "/link/", "/_authgate/device")
 
 
 @pytest.mark.parametrize("path", corpus("pages"))
