@@ -290,23 +290,24 @@ def test_chunked_body_over_the_limit_is_413_never_fingerprinted(
 def test_round_trips_per_request(
     server: PluginServer, counting: CountingUpstream, redis_url: str
 ) -> None:
-    # Every HandleEvent and Step is one connection to the server (mp_rpc.lua:172-221).
+    # One round trip per PDK call plus the HandleEvent (mp_rpc.lua:264-298); none after an
+    # exit, whose coroutine Kong never resumes (kong/pdk/response.lua:975-984).
     kong = MiniKong(server, {"redis_url": redis_url}, counting.url)
     path, idem = f"/trips/{key()}", key()
     headers = {"Idempotency-Key": idem, "X-Auth-User": "alice", "Content-Type": "application/json"}
 
-    def trips(request: Request) -> int:
+    def trips(request: Request) -> tuple[int, int]:
         before = server.trips
-        kong.handle(request)
-        return server.trips - before
+        status = kong.handle(request)[0]
+        return status, server.trips - before
 
     # access: HandleEvent, headers, $request, body, ctx.shared.set;
     # response: HandleEvent, ctx.shared.get, source, status, body, headers
-    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 11
-    # access: HandleEvent, headers, $request, body, then exit (Kong still Steps after it)
-    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 5
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == (201, 11)
+    # access: HandleEvent, headers, $request, body, exit
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == (201, 4)
     # access: HandleEvent, headers, buffering off (so no response phase)
-    assert trips(Request("POST", path, {"X-Auth-User": "alice"}, b"{}")) == 3
+    assert trips(Request("POST", path, {"X-Auth-User": "alice"}, b"{}")) == (201, 3)
     assert counting.count(path) == 2
 
 
