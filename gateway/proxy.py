@@ -45,6 +45,8 @@ HOP_BY_HOP = {
     "upgrade",
 }
 HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
+# The request headers serve itself reads, found in one pass over the request's headers.
+READ_HEADERS = frozenset({b"content-length", b"host", b"transfer-encoding"})
 
 
 class Balancer:
@@ -75,6 +77,7 @@ class Gateway:
         self.plugins = PluginHost(config, plugins_dir)
         self.balancer = Balancer(config)
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -95,12 +98,13 @@ class Gateway:
         if scope["type"] != "http":
             return
         body = Body(receive, self.body_limit)
+        seen = _read_headers(scope)
         try:
-            body.check_declared(_header(scope, b"content-length"))
+            body.check_declared(seen.get(b"content-length"))
         except TooLarge:  # nginx answers before routing, and reads none of the body
             await _send(send, *too_large(self.body_limit))
             return
-        host = _header(scope, b"host")
+        host = seen.get(b"host")
         server_port = (scope.get("server") or ("", None))[1]
         # The path as received: `scope["path"]` is already decoded once (ASGI), and
         # decoding it again for routing let `%252e%252e` climb out of a prefix (issue 12).
@@ -117,7 +121,7 @@ class Gateway:
             return
         chain = self.plugins.chain(match.route)
         if not chain:
-            await self.stream(scope, body, send, match)
+            await self.stream(scope, body, send, match, seen)
             return
         try:
             data = await body.read()
@@ -173,10 +177,10 @@ class Gateway:
             ex.response_body = json.dumps(body).encode()
             return
 
-    async def stream(self, scope: Scope, body: Body, send: Any, match: Match) -> None:
-        has_body = _header(scope, b"content-length") not in (None, "0") or _header(
-            scope, b"transfer-encoding"
-        )
+    async def stream(
+        self, scope: Scope, body: Body, send: Any, match: Match, seen: dict[bytes, str]
+    ) -> None:
+        has_body = seen.get(b"content-length") not in (None, "0") or seen.get(b"transfer-encoding")
         content = body.chunks() if has_body else b""
         started = False
         try:
@@ -222,11 +226,13 @@ class Gateway:
         headers["X-Forwarded-For"] = f"{forwarded}, {client}" if forwarded else client
         headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
         headers["X-Real-IP"] = client
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=service.connect_timeout / 1000,
-            sock_read=service.read_timeout / 1000,
-        )
+        timeout = self._timeouts.get(service.name)
+        if timeout is None:  # one per service, made once
+            timeout = self._timeouts[service.name] = aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=service.connect_timeout / 1000,
+                sock_read=service.read_timeout / 1000,
+            )
         return self.session.request(
             scope["method"],
             URL(url, encoded=True),
@@ -274,11 +280,14 @@ def _request_line(scope: Scope) -> str:
     return f"{scope['method']} {target.decode('latin-1')} HTTP/{version}"
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def _read_headers(scope: Scope) -> dict[bytes, str]:
+    """The first value of each of READ_HEADERS the request has."""
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+        key = key.lower()
+        if key in READ_HEADERS and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 async def _answer(send: Any, status: int, body: dict[str, str]) -> None:

@@ -93,6 +93,17 @@ logger = logging.getLogger("authgate.plugins.idempotency")
 KEY_HEADERS = ("idempotency-key", "x-idempotency-key")
 CTX_KEY = "authgate.idempotency"
 REPLAYED = "Idempotent-Replayed"
+# The statuses Kong's nginx config hands to its error handler
+# (kong/templates/nginx_kong.lua:100-102 at 3.9.1). Only an answer with one of them can be
+# Kong's own (Kong.handle_error marks the source "error", kong/init.lua:1855-1860); any
+# other status in the response phase came from the upstream, so only these cost a
+# get_source() round trip.
+KONG_ERROR_STATUSES = frozenset(
+    {400, 404, 405, 408, 411, 412, 413, 414, 417, 494, 500, 502, 503, 504}
+)
+# Statuses that carry no content (RFC 9110 §15.3.5, §15.4.5): nginx reads no body for them,
+# so there is none to fetch.
+NO_CONTENT = frozenset({204, 304})
 
 # KEYS[1] record. ARGV: fingerprint, owner token, lock ms.
 # → {"acquired"} | {"mismatch"} | {"busy", pttl} | {"done", status, headers, body, stored}
@@ -335,22 +346,31 @@ class Plugin:
             logger.exception("idempotency: response phase failed")
 
     def finish(self, kong: Any, record: str, owner: str) -> None:
-        source = kong.response.get_source()
+        # One PDK call is one round trip to Kong (docs/gateway.md, Performance): ask only
+        # what this answer needs.
         status = int(kong.response.get_status() or 0)
-        if source != "service" or (status >= 500 and self.release_5xx):
+        if (
+            not status
+            or (status >= 500 and self.release_5xx)
+            or (status in KONG_ERROR_STATUSES and kong.response.get_source() != "service")
+        ):
             # The gateway, not the upstream, answered (or 5xx are configured retryable):
             # free the key so a retry can run.
             self.release(keys=[record], args=[owner])
             return
-        body = kong.service.response.get_raw_body() or b""
+        body: bytes | str = b""
+        if status not in NO_CONTENT:
+            body = kong.service.response.get_raw_body() or b""
         if isinstance(body, str):
             body = body.encode()
         stored = len(body) <= self.max_body
-        kept = {
-            name: value
-            for name, value in (kong.response.get_headers() or {}).items()
-            if name.lower() in self.replay_headers
-        }
+        kept = {}
+        if self.replay_headers:
+            kept = {
+                name: value
+                for name, value in (kong.response.get_headers() or {}).items()
+                if name.lower() in self.replay_headers
+            }
         args = [owner, status, json.dumps(kept), body if stored else b"", int(stored)]
         if not self.complete(keys=[record], args=[*args, self.retention]):
             logger.warning("idempotency: lock lapsed before the response; not stored")

@@ -36,6 +36,9 @@ class CountingUpstream(_Server):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without TCP_NODELAY a keep-alive
+            # client waits out its delayed ACK (~40 ms) for the body.
+            disable_nagle_algorithm = True
 
             def _count(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -60,10 +63,12 @@ class CountingUpstream(_Server):
                     "path": self.path,
                     "user": self.headers.get("X-Auth-User"),
                 }
-                data = json.dumps(answer).encode()
+                # 204 and 304 carry no content (RFC 9110 §15.3.5, §15.4.5).
+                data = b"" if status in (204, 304) else json.dumps(answer).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                if data:
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
                 self.send_header("Location", f"/items/{number}")
                 self.send_header("X-Not-Replayed", "upstream-only")
                 self.end_headers()

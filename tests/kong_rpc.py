@@ -1,35 +1,43 @@
 """Kong's side of the external plugin protocol, to drive kong-pdk's real plugin server.
 
-What Kong 3.9.1 does (kong/runloop/plugin_servers, msgpack-RPC over a unix socket, one
-connection per call): `plugin.StartInstance {Name, Config: <JSON>}` once per plugin
-entity, the config carrying `route_id`/`service_id`/`__plugin_id`/`__seq__`
+What Kong 3.9.1 does (kong/runloop/plugin_servers, msgpack-RPC over a unix socket):
+`plugin.StartInstance {Name, Config: <JSON>}` once per plugin entity (and nginx worker),
+the config carrying `route_id`/`service_id`/`__plugin_id`/`__seq__`
 (plugins_iterator.lua:164-187); per phase `plugin.HandleEvent {InstanceId, EventName}`;
 while the answer's `Data` is a PDK call `{Method, Args}`, Kong runs it and answers with
 `plugin.Step` (or the typed variant for that method) until `Data` is "ret"
-(rpc/mp_rpc.lua:264-298). That loop has no exception for `kong.response.exit`: Kong runs
-it and sends its Step too. Kong never sends `plugin.StepError`: `call_pdk_method` keeps
-only a PDK function's first return value, so a failing call answers nil
+(rpc/mp_rpc.lua:264-298): one round trip per PDK call, plus the HandleEvent. Each call
+takes a connection from nginx's keepalive pool and puts it back (mp_rpc.lua:176, 212), so
+calls reuse idle connections. Kong never sends `plugin.StepError`: `call_pdk_method`
+keeps only a PDK function's first return value, so a failing call answers nil
 (mp_rpc.lua:113-166). Header maps go back with every value wrapped in a list, raw bodies
-as msgpack binary. Kong keeps instance ids across a plugin-server restart and starts a
-new instance only when told "no plugin instance" (mp_rpc.lua:301-320); a changed config
-gets a new instance and the old one is closed with `plugin.CloseInstance`
-(plugin_servers/plugin.lua:237-303).
+as msgpack binary. `kong.response.exit` in the access phase ends the event: Kong runs each
+access handler in a coroutine with `ctx.delay_response` set (kong/init.lua:370, 393-394),
+and exit stores the response and yields that coroutine (kong/pdk/response.lua:975-984),
+which is never resumed: no Step follows the exit (kong-pdk drops the event when it sends
+an exit, kong_pdk/server.py `_step`). Kong keeps instance ids across a plugin-server
+restart and starts a new instance only when told "no plugin instance"
+(mp_rpc.lua:301-320); a changed config gets a new instance and the old one is closed with
+`plugin.CloseInstance` (plugin_servers/plugin.lua:237-303).
 
 `MiniKong` runs one request through the plugin's phases like Kong does: access; then, if
 the response is buffered (any plugin with a `response` phase turns it on,
-plugins_iterator.lua:398, unless `ngx.ctx.buffered_proxying` is unset), the upstream and
-the response phase, which also runs when the upstream failed, with `get_source()` "error"
-(kong/init.lua Kong.response, Kong.handle_error); then log, if the plugin has one. Every
-RPC call is counted in `trips`.
+plugins_iterator.lua:391-400, unless `ngx.ctx.buffered_proxying` is unset), the upstream
+and the response phase, which also runs when the upstream failed, with `get_source()`
+"error" (kong/init.lua:1243-1252 Kong.response, 1855-1860 Kong.handle_error); then log, if
+the plugin has one. Every RPC call is counted in `trips`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
+import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +66,13 @@ TERMINAL = {"kong.response.exit", "kong.response.error"}
 CLIENT_BODY_BUFFER_SIZE = 8192
 
 
+@functools.cache
+def upstream_client() -> httpx.Client:
+    """One client for every MiniKong, as nginx keeps its upstream connections: a client
+    built per request would cost more than the plugin's round trips being measured."""
+    return httpx.Client(timeout=30)
+
+
 def plugin_info() -> dict[str, Any]:
     """What Kong learns from pluginserver_<name>_query_cmd (plugin_servers/process.lua:46)."""
     out = subprocess.run(
@@ -74,7 +89,10 @@ class PluginServer:
         self.prefix, self.log_path = prefix, log
         self.socket = prefix / "idempotency.sock"
         self._ids = itertools.count(1)
-        self.trips = 0  # RPC calls made, each one connection and one answer
+        self.trips = 0  # RPC calls made, each one request and one answer
+        self.rpc_seconds = 0.0  # wall time spent in them (summed over threads)
+        self._idle: list[socket.socket] = []  # Kong's keepalive pool for this socket
+        self._pool_lock = threading.Lock()
         self.start()
 
     def start(self) -> None:
@@ -98,29 +116,63 @@ class PluginServer:
     def threads(self) -> int:
         return len(list(Path(f"/proc/{self.process.pid}/task").iterdir()))
 
+    def connection(self) -> socket.socket:
+        """An idle pooled connection, else a new one (ngx.socket.connect, mp_rpc.lua:176).
+
+        nginx closes a pooled connection the peer closed while it was idle, so one that
+        reads as ready (EOF) is dropped, not used.
+        """
+        while True:
+            with self._pool_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                conn.settimeout(15)  # a server that never answers fails the test, never hangs it
+                conn.connect(str(self.socket))
+                return conn
+            if not select.select([conn], [], [], 0)[0]:
+                return conn
+            conn.close()
+
     def call(self, method: str, *args: Any) -> Any:
         msgid = next(self._ids)
         self.trips += 1
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(15)  # a server that never answers fails the test, never hangs it
-            conn.connect(str(self.socket))
+        started = time.perf_counter()
+        conn = self.connection()
+        try:
             conn.sendall(msgpack.packb([0, msgid, method, list(args)]))
-            unpacker = msgpack.Unpacker(strict_map_key=False)
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    raise ConnectionError(f"plugin server closed the connection during {method}")
-                unpacker.feed(data)
-                for kind, answer_id, error, result in unpacker:
-                    assert kind == 1 and answer_id == msgid
-                    if error:
-                        raise RuntimeError(f"{method}: {error}")
-                    return result
+            kind, answer_id, error, result = self._answer(conn, method)
+        except BaseException:
+            conn.close()
+            raise
+        finally:
+            self.rpc_seconds += time.perf_counter() - started
+        assert kind == 1 and answer_id == msgid
+        with self._pool_lock:  # setkeepalive once the answer is read (mp_rpc.lua:212)
+            self._idle.append(conn)
+        if error:
+            raise RuntimeError(f"{method}: {error}")
+        return result
+
+    @staticmethod
+    def _answer(conn: socket.socket, method: str) -> Any:
+        unpacker = msgpack.Unpacker(strict_map_key=False)
+        while True:
+            data = conn.recv(65536)
+            if not data:
+                raise ConnectionError(f"plugin server closed the connection during {method}")
+            unpacker.feed(data)
+            for answer in unpacker:
+                return answer
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
         self._log.close()
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 @dataclass
@@ -257,21 +309,16 @@ class MiniKong:
         event, data = answer["EventId"], answer["Data"]
         while data != "ret":
             method, args = data["Method"], list(data.get("Args") or [])
-            step = TYPED_STEPS.get(method, "plugin.Step")
             if method in TERMINAL:
+                # The exit yields the plugin's coroutine, which Kong never resumes: the
+                # event ends here, with no Step (kong/pdk/response.lua:975-984).
                 status, body, headers = [*args, None, None][:3]
                 body = body.encode() if isinstance(body, str) else (body or b"")
                 req.exit, req.source = (int(status), body, dict(headers or {})), "exit"
-                result = None
-            else:
-                result = pdk(req, method, args)
-            try:
-                data = self.server.call(step, {"EventId": event, "Data": result})["Data"]
-            except RuntimeError as exc:
-                # After exit kong-pdk has dropped the event; Kong logs its answer and moves on.
-                if method in TERMINAL and "not found" in str(exc):
-                    return
-                raise
+                return
+            result = pdk(req, method, args)
+            step = TYPED_STEPS.get(method, "plugin.Step")
+            data = self.server.call(step, {"EventId": event, "Data": result})["Data"]
 
     def handle(self, req: Request) -> tuple[int, dict[str, Any], bytes]:
         req.buffered = "response" in self.phases
@@ -280,9 +327,10 @@ class MiniKong:
         self.phase("access", req)
         if req.exit is None:
             try:
-                with httpx.Client(timeout=30) as client:
-                    url = self.upstream + req.path + ("?" + req.query if req.query else "")
-                    answer = client.request(req.method, url, content=req.body, headers=req.headers)
+                url = self.upstream + req.path + ("?" + req.query if req.query else "")
+                answer = upstream_client().request(
+                    req.method, url, content=req.body, headers=req.headers
+                )
                 req.status, req.response_body = answer.status_code, answer.content
                 req.response_headers = dict(answer.headers)
             except httpx.TransportError:

@@ -290,24 +290,42 @@ def test_chunked_body_over_the_limit_is_413_never_fingerprinted(
 def test_round_trips_per_request(
     server: PluginServer, counting: CountingUpstream, redis_url: str
 ) -> None:
-    # Every HandleEvent and Step is one connection to the server (mp_rpc.lua:172-221).
+    # One round trip per PDK call plus the HandleEvent (mp_rpc.lua:264-298); none after an
+    # exit, whose coroutine Kong never resumes (kong/pdk/response.lua:975-984).
     kong = MiniKong(server, {"redis_url": redis_url}, counting.url)
     path, idem = f"/trips/{key()}", key()
     headers = {"Idempotency-Key": idem, "X-Auth-User": "alice", "Content-Type": "application/json"}
 
-    def trips(request: Request) -> int:
+    def trips(request: Request, through: MiniKong = kong) -> tuple[int, int]:
         before = server.trips
-        kong.handle(request)
-        return server.trips - before
+        status = through.handle(request)[0]
+        return status, server.trips - before
 
     # access: HandleEvent, headers, $request, body, ctx.shared.set;
-    # response: HandleEvent, ctx.shared.get, source, status, body, headers
-    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 11
-    # access: HandleEvent, headers, $request, body, then exit (Kong still Steps after it)
-    assert trips(Request("POST", path, headers, b'{"n": 1}')) == 5
+    # response: HandleEvent, ctx.shared.get, status, body, headers (a 201 is the
+    # upstream's: no get_source)
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == (201, 10)
+    # access: HandleEvent, headers, $request, body, exit
+    assert trips(Request("POST", path, headers, b'{"n": 1}')) == (201, 4)
     # access: HandleEvent, headers, buffering off (so no response phase)
-    assert trips(Request("POST", path, {"X-Auth-User": "alice"}, b"{}")) == 3
+    assert trips(Request("POST", path, {"X-Auth-User": "alice"}, b"{}")) == (201, 3)
     assert counting.count(path) == 2
+
+    # A 204 has no body to fetch: 9. No request body to read either: 8.
+    no_content = f"/status/204/{key()}"
+    with_body = {**headers, "Idempotency-Key": key()}
+    assert trips(Request("POST", no_content, with_body, b"{}")) == (204, 9)
+    assert trips(Request("POST", no_content, {**headers, "Idempotency-Key": key()})) == (204, 8)
+    replayed = kong.handle(Request("POST", no_content, with_body, b"{}"))
+    assert replayed[0] == 204 and replayed[1]["Idempotent-Replayed"] == "true"
+    assert replayed[2] == b""
+
+    # A 502 is one of Kong's error statuses: the source is asked, found "error", the key
+    # freed (response: HandleEvent, ctx.shared.get, status, source).
+    down = MiniKong(server, {"redis_url": redis_url}, f"http://127.0.0.1:{free_port()}")
+    retried = {**headers, "Idempotency-Key": key()}
+    assert trips(Request("POST", path, retried, b"{}"), down) == (502, 9)
+    assert trips(Request("POST", path, retried, b"{}")) == (201, 10)  # the key was freed
 
 
 def test_no_thread_left_behind(
