@@ -49,7 +49,7 @@ def split(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 async def run(settings: Settings, ns: argparse.Namespace) -> int:
-    core = Core(settings)
+    core = Core(settings, signs=False)  # accounts only: no keys needed, none made
     try:
         result = await _act(core, ns)
     except (IssuerError, LookupError, ValueError, OSError) as exc:

@@ -23,11 +23,14 @@ from .users import SUSPENDED, User, Users
 
 
 class Core:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, signs: bool = True) -> None:
+        """`signs`: whether this process signs tokens (it then makes a first key when the
+        keys directory has none); a command that only manages data passes False."""
         self.settings = settings
         self.redis = redis_client.connect(settings.redis_url)
         self.keys = KeyStore(settings.keys_dir)
-        self.keys.ensure(settings.signing_algorithm)
+        if signs:
+            self.keys.ensure(settings.signing_algorithm)
         self.outbox = Outbox(settings.public_url)
         self.users = Users(self.redis, self.outbox)
         self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
