@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +23,7 @@ from .users import ACTIVE, SUSPENDED, User
 from .web import Caller, authenticate, check_csrf, issuer, no_store
 
 log = logging.getLogger("authgate.issuer")
+T = TypeVar("T")
 ROLE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: User ids are `secrets.token_urlsafe(16)`; anything else names nobody.
 USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -60,13 +63,24 @@ async def admin_caller(request: Request, *, changes: bool) -> Caller:
     return caller
 
 
-async def _target(request: Request) -> User:
+async def path_target(
+    request: Request,
+    name: str,
+    pattern: re.Pattern[str],
+    find: Callable[[str], Awaitable[T | None]],
+) -> T:
+    """What the path parameter `name` names (no query parameters taken): an id of the
+    wrong shape never reaches Redis; what names nothing is a 404."""
     query_params(request, frozenset())
-    uid = request.path_params["uid"]
-    user = await issuer(request).users.get(uid) if USER_ID.fullmatch(uid) else None
-    if user is None:
-        raise NotFound("no such user")
-    return user
+    ref = request.path_params[name]
+    found = await find(ref) if pattern.fullmatch(ref) else None
+    if found is None:
+        raise NotFound(f"no such {name}")
+    return found
+
+
+async def _target(request: Request) -> User:
+    return await path_target(request, "user", USER_ID, issuer(request).users.get)
 
 
 async def list_users(request: Request) -> Response:

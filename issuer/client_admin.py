@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .admin import ROLE, admin_caller, query_params
+from .admin import ROLE, admin_caller, path_target, query_params
 from .client_auth import HASHER, key_of
 from .clients import (
     CLIENT_ID,
@@ -159,12 +159,7 @@ async def _body(request: Request) -> Any:
 
 
 async def _target(request: Request) -> Client:
-    query_params(request, frozenset())
-    cid = request.path_params["cid"]
-    client = await issuer(request).clients.get(cid) if CLIENT_ID.fullmatch(cid) else None
-    if client is None:
-        raise NotFound("no such client")
-    return client
+    return await path_target(request, "client", CLIENT_ID, issuer(request).clients.get)
 
 
 async def list_clients(request: Request) -> Response:

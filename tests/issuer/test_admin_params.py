@@ -4,27 +4,13 @@ checked first: a bad one is a 400 problem+json (RFC 9457), never a 5xx."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 
-from ..social import KAKAO_USER, Social, browser, login, me
+from ..social import Social
 from .corpus import corpus, fill
-
-
-@pytest.fixture(scope="module")
-def admin(social: Social) -> Iterator[httpx.Client]:
-    user = {**KAKAO_USER, "id": 10**9 + secrets.randbelow(10**12)}
-    http = browser()
-    with closing(http):
-        assert login(social, http, "kakao", user).status_code == 303
-        promoted = social.issuer.cli("admin", "promote", me(social, http)["id"])
-        assert promoted.returncode == 0, promoted.stderr
-        yield http
 
 
 @pytest.mark.parametrize("query", corpus("admin_list_queries"), ids=lambda q: q[:40])

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import base64
 import re
-import secrets
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 
-from ..social import KAKAO_USER, Social, browser, login
+from ..social import Social, browser
 from .corpus import corpus, fill
 from .test_clients import cli, service
 
@@ -46,15 +44,6 @@ def test_hostile_token_requests_are_refused_in_oauths_shape(
     body = answer.json()
     assert body["error"] in ERRORS, body
     assert "access_token" not in body
-
-
-@pytest.fixture
-def person(social: Social) -> Iterator[httpx.Client]:
-    http = browser()
-    with closing(http):
-        user = {**KAKAO_USER, "id": 10**9 + secrets.randbelow(10**12)}
-        assert login(social, http, "kakao", user).status_code == 303
-        yield http
 
 
 def test_hostile_codes_on_the_device_page_are_said_on_the_form(

@@ -11,21 +11,19 @@ import json
 import secrets
 import statistics
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
-import pytest
 
 from authgate.contract import session_key
 from issuer.signing import SigningKey
 
 from ..harness import JwksServer
 from ..identity import IssuerProcess
-from ..social import KAKAO_USER, Social, browser, login, me
+from ..social import KAKAO_USER, Social, browser, login
 
 GRANT = {"grant_type": "client_credentials"}
 
@@ -53,18 +51,6 @@ def token(social: Social, http: httpx.Client | None = None, **kwargs: Any) -> ht
 def claims_of(access_token: str) -> dict[str, Any]:
     found: dict[str, Any] = jwt.decode(access_token, options={"verify_signature": False})
     return found
-
-
-@pytest.fixture(scope="module")
-def admin(social: Social) -> Iterator[httpx.Client]:
-    user = {**KAKAO_USER, "id": 10**9 + secrets.randbelow(10**12)}
-    http = browser()
-    with closing(http):
-        assert login(social, http, "kakao", user).status_code == 303
-        promoted = social.issuer.cli("admin", "promote", me(social, http)["id"])
-        assert promoted.returncode == 0, promoted.stderr
-        http.headers["X-CSRF-Token"] = me(social, http)["csrf_token"]
-        yield http
 
 
 def test_a_secret_works_in_basic_and_in_the_form_and_the_token_is_bound_to_a_session(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from authgate.contract import session_key
 from issuer.device_flow import device_key
 
-from ..social import KAKAO_USER, Social, browser, login, me
+from ..social import Social, browser, me
 from .test_clients import cli
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -31,15 +30,6 @@ def tool(social: Social) -> str:
     assert made["kind"] == "device" and made["credentials"] == []
     cid: str = made["client_id"]
     return cid
-
-
-@pytest.fixture
-def person(social: Social) -> Iterator[httpx.Client]:
-    http = browser()
-    with closing(http):
-        user = {**KAKAO_USER, "id": 10**9 + secrets.randbelow(10**12)}
-        assert login(social, http, "kakao", user).status_code == 303
-        yield http
 
 
 def start(social: Social, tool: str, scope: str | None = None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ and the checks every page must pass (layout at phone width, axe-core)."""
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -63,3 +64,22 @@ def accessible(page: Page, width: str, step: str) -> None:
             .filter(e => e.h < 44 || (e.tag !== 'A' && e.tag !== 'BUTTON' && e.font < 16))"""
     )
     assert small == [], f"{page.url}: too small to use on a phone: {small}"
+
+
+def new_account(page: Page, stack: str) -> tuple[str, str]:
+    """An account made through the sign-up page (which signs nobody in): email, password."""
+    email, password = f"p-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(16)
+    page.goto(f"{stack}/register")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("If that email had no account")).to_be_visible()
+    return email, password
+
+
+def sign_in(page: Page, email: str, password: str) -> None:
+    """The local sign-in form of the page shown."""
+    form = page.locator('form[action="/login/local"]')
+    form.get_by_label("Email").fill(email)
+    form.get_by_label("Password").fill(password)
+    form.get_by_role("button", name="Sign in").click()

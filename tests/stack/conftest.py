@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from stack.processes import free_port
 
 from ..harness import REPO
 from ..polling import wait_until
-from .browsing import CHROMIUM, CHROMIUM_ARGS
+from .browsing import CHROMIUM, CHROMIUM_ARGS, WIDTHS
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,18 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(params=list(WIDTHS))
+def width(request: pytest.FixtureRequest) -> str:
+    """Each page journey runs at phone and at desktop width."""
+    return str(request.param)
+
+
+@pytest.fixture
+def context(browser: Browser, width: str) -> Iterator[BrowserContext]:
+    w, h = WIDTHS[width]
+    # axe-core is injected as a script: the pages' CSP would (rightly) refuse it.
+    made = browser.new_context(viewport={"width": w, "height": h}, bypass_csp=True)
+    yield made
+    made.close()

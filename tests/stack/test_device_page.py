@@ -8,32 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect
+from playwright.sync_api import BrowserContext, expect
 
-from .browsing import WIDTHS, accessible, expect_sign_in_returning_to
+from .browsing import accessible, expect_sign_in_returning_to, new_account, sign_in
 
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
-
-
-@pytest.fixture(params=list(WIDTHS))
-def width(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def context(browser: Browser, width: str) -> Iterator[BrowserContext]:
-    w, h = WIDTHS[width]
-    made = browser.new_context(viewport={"width": w, "height": h}, bypass_csp=True)
-    yield made
-    made.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +44,11 @@ def test_a_person_allows_a_command_line_tool_and_ends_it_later(
     poll = {"grant_type": GRANT, "device_code": flow["device_code"], "client_id": tool}
 
     page = context.new_page()
-    email, password = f"d-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(16)
-    page.goto(f"{stack}/register")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text("If that email had no account")).to_be_visible()
+    email, password = new_account(page, stack)
 
     page.goto(flow["verification_uri"])  # what the tool told the person to open
     expect_sign_in_returning_to(page, "/_authgate/device")
-    form = page.locator('form[action="/login/local"]')
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Password").fill(password)
-    form.get_by_role("button", name="Sign in").click()
+    sign_in(page, email, password)
     expect(page.get_by_role("heading", name="Sign in on a device")).to_be_visible()
     accessible(page, width, "device-1-enter-code")
 
@@ -107,16 +84,9 @@ def test_a_wrong_code_is_said_on_the_form(
     stack: str, tool: str, context: BrowserContext, width: str
 ) -> None:
     page = context.new_page()
-    email, password = f"w-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(16)
-    page.goto(f"{stack}/register")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Create account").click()
+    email, password = new_account(page, stack)
     page.goto(f"{stack}/_authgate/device?user_code=BCDF-GHJK")
-    form = page.locator('form[action="/login/local"]')
-    form.get_by_label("Email").fill(email)
-    form.get_by_label("Password").fill(password)
-    form.get_by_role("button", name="Sign in").click()
+    sign_in(page, email, password)
     expect(page.get_by_label("Code")).to_have_value("BCDF-GHJK")  # kept through sign-in
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("alert")).to_contain_text("That code isn't valid")

@@ -7,46 +7,13 @@ go to run/browser/pages-*.png."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
-from .browsing import WIDTHS, accessible, expect_sign_in_returning_to
+from .browsing import WIDTHS, accessible, expect_sign_in_returning_to, new_account, sign_in
 
 PASSWORD_FIELD = "Password"
-
-
-@pytest.fixture(params=list(WIDTHS))
-def width(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def context(browser: Browser, width: str) -> Iterator[BrowserContext]:
-    w, h = WIDTHS[width]
-    # axe-core is injected as a script: the pages' CSP would (rightly) refuse it.
-    made = browser.new_context(viewport={"width": w, "height": h}, bypass_csp=True)
-    yield made
-    made.close()
-
-
-def _new_account(page: Page, stack: str) -> tuple[str, str]:
-    """An account made through the sign-up page (which signs nobody in)."""
-    email, password = f"p-{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(16)
-    page.goto(f"{stack}/register")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label(PASSWORD_FIELD).fill(password)
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text("If that email had no account")).to_be_visible()
-    return email, password
-
-
-def _sign_in(page: Page, email: str, password: str) -> None:
-    form = page.locator('form[action="/login/local"]')
-    form.get_by_label("Email").fill(email)
-    form.get_by_label(PASSWORD_FIELD).fill(password)
-    form.get_by_role("button", name="Sign in").click()
 
 
 def test_errors_are_said_on_the_form_which_keeps_the_email_and_the_way_back(
@@ -72,7 +39,7 @@ def test_errors_are_said_on_the_form_which_keeps_the_email_and_the_way_back(
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_text("If that email had no account")).to_be_visible()
 
-    _sign_in(page, email, "not the password")
+    sign_in(page, email, "not the password")
     expect(page.get_by_role("alert")).to_have_text(
         "That email and password don't match an account."
     )
@@ -85,9 +52,9 @@ def test_errors_are_said_on_the_form_which_keeps_the_email_and_the_way_back(
 
 def test_account_page_and_sign_out(stack: str, context: BrowserContext, width: str) -> None:
     page = context.new_page()
-    email, password = _new_account(page, stack)
+    email, password = new_account(page, stack)
     page.goto(f"{stack}/login")  # opened directly: no page to go back to
-    _sign_in(page, email, password)
+    sign_in(page, email, password)
     expect(page).to_have_url(f"{stack}/_authgate/account")  # the landing page
     expect(page.get_by_text(f"Signed in as {email}")).to_be_visible()
     expect(page.get_by_text("This browser")).to_be_visible()
@@ -113,9 +80,9 @@ def test_the_403_page_says_who_and_offers_a_way_on(
     stack: str, context: BrowserContext, width: str
 ) -> None:
     page = context.new_page()
-    email, password = _new_account(page, stack)
+    email, password = new_account(page, stack)
     page.goto(f"{stack}/login?rd=%2Fadmin%2F")
-    _sign_in(page, email, password)
+    sign_in(page, email, password)
     expect(page.get_by_role("heading", name="You don't have access to this page")).to_be_visible()
     expect(page.get_by_text(f"You're signed in as {email}.")).to_be_visible()
     expect(page.get_by_role("link", name="Sign in as someone else")).to_be_visible()
