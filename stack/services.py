@@ -57,16 +57,27 @@ def redis_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
 
 
 def amqp_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None when RabbitMQ answers at `url`, or at any node of a list (`issuer.amqp`)."""
     import aio_pika
 
+    from issuer.amqp import node_urls
+
     async def connect() -> None:
-        connection = await aio_pika.connect(url, timeout=timeout)
-        await connection.close()
+        problems = []
+        for node in node_urls(url):
+            try:
+                connection = await aio_pika.connect(node, timeout=timeout)
+            except Exception as exc:  # the next node may answer
+                problems.append(exc)
+                continue
+            await connection.close()
+            return
+        raise problems[-1]
 
     quiet = logging.getLogger("aiormq.connection")  # it logs every refused connect
     level, quiet.level = quiet.level, logging.CRITICAL
     try:
-        asyncio.run(asyncio.wait_for(connect(), timeout + 1))
+        asyncio.run(asyncio.wait_for(connect(), (timeout + 1) * len(url.split(","))))
     except Exception as exc:  # any failure to connect is the answer
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     finally:
@@ -246,6 +257,12 @@ class Setting:
     source: str
 
 
+def amqp_shown(value: str) -> str:
+    from issuer.amqp import shown
+
+    return shown(value)
+
+
 def is_loopback_default(url: str, scheme: str, port: int) -> bool:
     """Is `url` the one-machine default of its kind, which we may start ourselves?"""
     parts = urlsplit(url)
@@ -266,7 +283,7 @@ def provide(stack: ExitStack, kind: str, setting: Setting, out: IO[str] = sys.st
         problem, scheme, port, name = redis_problem(setting.url), "redis", 6379, "Redis"
     else:
         problem, scheme, port, name = amqp_problem(setting.url), "amqp", 5672, "RabbitMQ"
-    shown = redact_url(setting.url)
+    shown = redact_url(setting.url) if kind == "redis" else amqp_shown(setting.url)
     if problem is None:
         print(f"{name}: using the one at {shown}", file=out)
         return setting.url
