@@ -25,16 +25,6 @@ from authgate.config import redact_url
 
 log = logging.getLogger("authgate.issuer")
 
-#: What a lost or refused RabbitMQ connection raises, at any step.
-AMQP_ERRORS = (
-    aiormq.exceptions.AMQPError,
-    aiormq.exceptions.ChannelInvalidStateError,
-    aio_pika.exceptions.AMQPException,
-    OSError,  # ConnectionError included
-    TimeoutError,
-)
-
-
 #: Between two URLs: a comma followed by a scheme (any, so that a wrong one is named),
 #: so that a comma inside a password (RFC 3986 allows one unescaped there) stays in it.
 _SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
