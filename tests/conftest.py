@@ -53,7 +53,8 @@ def rabbitmq_cluster(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[RabbitMQCluster]:
     """Three private RabbitMQ nodes on loopback, clustered (`stack/rabbitmq_cluster.py`);
-    started once, on first use. A test that kills a node calls `heal()` first thing."""
+    started once, on first use. A test that kills a node `revive()`s it on its way out (its
+    boot overlaps the tests that follow) and each test calls `heal()` first thing."""
     cluster = RabbitMQCluster(tmp_path_factory.mktemp("rabbitmq-cluster"))
     try:
         try:

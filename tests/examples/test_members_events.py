@@ -202,5 +202,6 @@ def test_moves_to_the_next_node_when_its_node_dies(
     finally:
         service.stop()
         names.clean_up(n2)
+        rabbitmq_cluster.revive()
     figure(pytestconfig, f"member example, its node killed: an event sent to another node "
                          f"handled {handled:.2f} s after the kill")  # fmt: skip

@@ -2,7 +2,8 @@
 nodes of `AUTHGATE_AMQP_URL`, the outbox relay losing nothing when the node it publishes
 to is killed, the lifecycle consumer resuming on another node, quorum queues declared
 with their replicas. The cluster is the session's (`tests/conftest.py`); a test that
-kills a node heals the cluster first thing, so the next one finds it whole."""
+kills a node starts it again on its way out, and each test heals the cluster (waits
+until it is whole) first thing."""
 
 from __future__ import annotations
 
@@ -226,6 +227,7 @@ def test_the_relay_loses_nothing_when_its_node_is_killed(
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
+            rabbitmq_cluster.revive()
         assert set(received) == expected  # nothing lost, nothing foreign
         assert relay.last_error is not None  # it did lose its node
         assert await redis.xlen(STREAM) == 0  # all confirmed, acknowledged and deleted
