@@ -3,8 +3,11 @@
 
 A durable quorum queue with a delivery limit and a dead-letter exchange: a message that
 keeps failing (a poison message) goes to `<queue>.dlq` after `delivery_limit` tries and
-does not hold up the others. Processing is idempotent by the CloudEvent `id`; the user is
-the event's `subject` (or `data.user_id`): the id authgate gave it (X-Auth-User).
+does not hold up the others. Both queues are declared with `quorum_size` replicas
+(`amqp.declare_quorum_queue`); on a lost node the consumer moves to the next one
+(`amqp.keep_connected`) and the queue goes on with its other replicas. Processing is
+idempotent by the CloudEvent `id`; the user is the event's `subject` (or `data.user_id`):
+the id authgate gave it (X-Auth-User).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import aio_pika
 import redis.asyncio as aioredis
 
-from .amqp import keep_connected
+from .amqp import declare_quorum_queue, keep_connected
 
 log = logging.getLogger("authgate.issuer")
 PROCESSED = "authgate:inbound:processed:"
@@ -55,7 +58,7 @@ def parse(body: bytes) -> tuple[str, str, str]:
 class LifecycleConsumer:
     def __init__(
         self, redis: aioredis.Redis, amqp_url: str, *, exchange: str, routing_keys: tuple[str, ...],
-        queue: str, delivery_limit: int, act: Action,
+        queue: str, delivery_limit: int, quorum_size: int, act: Action,
     ) -> None:  # fmt: skip
         self._redis = redis
         self._url = amqp_url
@@ -63,8 +66,10 @@ class LifecycleConsumer:
         self._keys = routing_keys
         self._queue = queue
         self._limit = delivery_limit
+        self._quorum_size = quorum_size
         self._act = act
         self.connected = False
+        self.last_error: str | None = None
         self.processed = 0
         self.failed = 0
 
@@ -72,9 +77,10 @@ class LifecycleConsumer:
         await keep_connected(self._url, "inbound", self._session, self._gone)
 
     async def _session(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        await self._declare(connection)
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=16)
-        queue = await self._declare(channel)
+        queue = await channel.get_queue(self._queue, ensure=False)
         self.connected = True
         log.info("inbound: consuming %s from %s", ", ".join(self._keys), self._exchange)
         async with queue.iterator() as messages:
@@ -82,27 +88,27 @@ class LifecycleConsumer:
                 await self._handle(message)
 
     def _gone(self, reason: str) -> None:
-        self.connected = False
+        self.connected, self.last_error = False, reason
 
-    async def _declare(self, channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractQueue:
+    async def _declare(self, connection: aio_pika.abc.AbstractConnection) -> None:
+        channel = await connection.channel()
         dlx = await channel.declare_exchange(
             f"{self._queue}.dlx", aio_pika.ExchangeType.FANOUT, durable=True
         )
-        dlq = await channel.declare_queue(
-            f"{self._queue}.dlq", durable=True, arguments={"x-queue-type": "quorum"}
-        )
-        await dlq.bind(dlx)
+        dlq = f"{self._queue}.dlq"
+        await declare_quorum_queue(connection, dlq, self._quorum_size, {})
+        await (await channel.get_queue(dlq, ensure=False)).bind(dlx)
         exchange = await channel.declare_exchange(
             self._exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(self._queue, durable=True, arguments={
-            "x-queue-type": "quorum",
+        await declare_quorum_queue(connection, self._queue, self._quorum_size, {
             "x-delivery-limit": self._limit,
             "x-dead-letter-exchange": dlx.name,
         })  # fmt: skip
+        queue = await channel.get_queue(self._queue, ensure=False)
         for key in self._keys:
             await queue.bind(exchange, routing_key=key)
-        return queue
+        await channel.close()
 
     async def _handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:

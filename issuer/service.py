@@ -58,7 +58,8 @@ class Issuer(Core):
             self.inbound = LifecycleConsumer(
                 self.redis, settings.amqp_url, exchange=settings.inbound_exchange,
                 routing_keys=settings.inbound_routing_keys, queue=settings.inbound_queue,
-                delivery_limit=settings.inbound_delivery_limit, act=self.lifecycle,
+                delivery_limit=settings.inbound_delivery_limit,
+                quorum_size=settings.amqp_quorum_size, act=self.lifecycle,
             )  # fmt: skip
 
     async def lifecycle(self, action: str, uid: str, event_id: str) -> bool:

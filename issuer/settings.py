@@ -13,6 +13,7 @@ from authgate import config
 from authgate.config import ConfigError, Option
 from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_AMQP_URL, DEFAULT_REDIS_URL
 
+from . import amqp
 from .providers import ProviderConfig, ProvidersError, load_providers
 
 
@@ -96,8 +97,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("trusted_proxies", _networks, "",
            "proxies whose X-Forwarded-For is believed (for per-IP rate limits): addresses or"
            " networks, comma-separated"),
-    Option("amqp_url", config.url("amqp", "amqps"), DEFAULT_AMQP_URL,
-           "RabbitMQ, for user events"),
+    Option("amqp_url", amqp.parse_setting, DEFAULT_AMQP_URL,
+           "RabbitMQ, for user events: one URL, or one per cluster node separated by commas"),
+    Option("amqp_quorum_size", config.integer(1, 9), "3",
+           "replicas of each quorum queue the issuer declares (RabbitMQ places at most one"
+           " per node)"),
     Option("events_exchange", config.text, "authgate.events", "topic exchange the events go to"),
     Option("events_relay", config.boolean, "true",
            "publish the outbox from this process (else run `authgate-issuer events relay`)"),
@@ -143,6 +147,7 @@ class Settings:
     local_accounts: bool
     trusted_proxies: frozenset[str]
     amqp_url: str
+    amqp_quorum_size: int
     events_exchange: str
     events_relay: bool
     relay_claim_idle: float

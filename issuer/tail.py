@@ -14,7 +14,7 @@ from typing import TextIO
 
 import aio_pika
 
-from .amqp import AMQP_ERRORS
+from .amqp import NoNodeAnswered, connect_first, node_urls
 
 
 def line(routing_key: str, body: bytes) -> str:
@@ -32,8 +32,8 @@ async def tail(
     amqp_url: str, exchange: str, pattern: str, out: TextIO = sys.stdout, limit: int | None = None
 ) -> int:
     try:
-        connection = await aio_pika.connect(amqp_url, timeout=5)
-    except AMQP_ERRORS as exc:
+        connection, _ = await connect_first(node_urls(amqp_url))
+    except NoNodeAnswered as exc:
         print(f"authgate-issuer: cannot reach RabbitMQ: {exc}", file=sys.stderr)
         return 1
     seen = 0

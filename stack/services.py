@@ -14,6 +14,8 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -55,16 +57,27 @@ def redis_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
 
 
 def amqp_problem(url: str, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None when RabbitMQ answers at `url`, or at any node of a list (`issuer.amqp`)."""
     import aio_pika
 
+    from issuer.amqp import node_urls
+
     async def connect() -> None:
-        connection = await aio_pika.connect(url, timeout=timeout)
-        await connection.close()
+        problems = []
+        for node in node_urls(url):
+            try:
+                connection = await aio_pika.connect(node, timeout=timeout)
+            except Exception as exc:  # the next node may answer
+                problems.append(exc)
+                continue
+            await connection.close()
+            return
+        raise problems[-1]
 
     quiet = logging.getLogger("aiormq.connection")  # it logs every refused connect
     level, quiet.level = quiet.level, logging.CRITICAL
     try:
-        asyncio.run(asyncio.wait_for(connect(), timeout + 1))
+        asyncio.run(asyncio.wait_for(connect(), (timeout + 1) * len(url.split(","))))
     except Exception as exc:  # any failure to connect is the answer
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     finally:
@@ -120,14 +133,27 @@ log.console = false
 class LocalRabbitMQ:
     """A RabbitMQ node of its own: node name, Erlang port mapper, distribution port,
     Mnesia, logs and config under `workdir`, so no distribution config moves its port
-    and it shares nothing with a system broker. `ports` are (AMQP, epmd, distribution)."""
+    and it shares nothing with a system broker. `ports` are (AMQP, epmd, distribution).
+
+    The nodes of a cluster on one host (`stack/rabbitmq_cluster.py`) share one port
+    mapper, started by the cluster (`own_epmd=False`), and one Erlang `cookie`."""
 
     name = "RabbitMQ"
 
-    def __init__(self, workdir: Path, ports: tuple[int, int, int]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        ports: tuple[int, int, int],
+        *,
+        own_epmd: bool = True,
+        cookie: str | None = None,
+    ) -> None:
         self.workdir, (self.port, self.epmd_port, self.dist_port) = workdir, ports
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.node = f"authgate-{self.port}@localhost"
+        self.own_epmd, self.cookie = own_epmd, cookie
         self.children: list[Child] = []
+        self.server: Child | None = None
         self.ready = False
 
     def _env(self) -> dict[str, str]:
@@ -135,13 +161,18 @@ class LocalRabbitMQ:
         (work / "rabbitmq.conf").write_text(RABBITMQ_CONF.format(port=self.port))
         (work / "enabled_plugins").write_text("[].\n")
         (work / "rabbitmq-env.conf").write_text("")
+        if self.cookie is not None:
+            cookie = work / ".erlang.cookie"
+            cookie.unlink(missing_ok=True)
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)  # Erlang refuses a cookie others can read
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))}
         return {
             **keep,
             "HOME": str(work),  # the Erlang cookie lives here
             "ERL_EPMD_PORT": str(self.epmd_port),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODENAME": f"authgate-{self.port}@localhost",
+            "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
@@ -156,20 +187,54 @@ class LocalRabbitMQ:
         }
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the node (and its own port mapper) without waiting for it to boot."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         env = self._env()
+        if self.own_epmd:
+            # The port mapper is ours too (in the foreground, on loopback), so it stops
+            # with the node instead of lingering as the daemon Erlang would start.
+            epmd = Child([_binary("epmd"), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                         log=self.workdir / "epmd.log", env=env)  # fmt: skip
+            self.children.append(epmd)
+            epmd.start().wait_until(lambda: listening(self.epmd_port), "epmd", 10)
         server = _binary("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server")
-        # The port mapper is ours too (in the foreground, on loopback), so it stops with
-        # the node instead of lingering as the daemon Erlang would start.
-        epmd = Child([_binary("epmd"), "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-                     log=self.workdir / "epmd.log", env=env)  # fmt: skip
-        self.children.append(epmd)
-        epmd.start().wait_until(lambda: listening(self.epmd_port), "epmd", 10)
-        node = Child([server], log=self.workdir / "rabbitmq.log", env=env, cwd=self.workdir)
-        self.children.append(node)
-        node.start().wait_until(lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
-                        "rabbitmq-server", 90)  # fmt: skip
+        self.server = Child([server], log=self.workdir / "rabbitmq.log", env=env, cwd=self.workdir)
+        self.children.append(self.server)
+        self.server.start()
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        if self.server is None:
+            raise RuntimeError("the node was not launched")
+        self.server.wait_until(
+            lambda: listening(self.port) and amqp_problem(self.url, 2) is None,
+            "rabbitmq-server", timeout,
+        )  # fmt: skip
         self.ready = True
+
+    def kill(self) -> None:
+        """End the node at once (SIGKILL, no goodbye to its peers or clients), as a crash
+        or a lost machine would; its port mapper stays."""
+        if self.server is not None:
+            self.server.stop_signal = signal.SIGKILL
+            self.server.stop(grace=5)
+            self.children.remove(self.server)
+            self.server, self.ready = None, False
+
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """`rabbitmqctl` against this node; its output, or StartFailed with it."""
+        ctl = _binary("rabbitmqctl", "/usr/lib/rabbitmq/bin/rabbitmqctl")
+        done = subprocess.run(
+            [ctl, "-n", self.node, *args], env=self._env(), cwd=self.workdir,
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise StartFailed(f"rabbitmqctl {' '.join(args)} exited with {done.returncode}",
+                              (done.stdout + done.stderr).strip())  # fmt: skip
+        return done.stdout
 
     def stop(self) -> None:
         # A node that came up gets time to stop cleanly; one stopped half-way through its
@@ -177,6 +242,7 @@ class LocalRabbitMQ:
         grace = 30 if self.ready else 3
         for child in reversed(self.children):  # the node first, then its port mapper
             child.stop(grace=grace)
+        self.children, self.server, self.ready = [], None, False
 
 
 # --- the rule -------------------------------------------------------------------------
@@ -189,6 +255,12 @@ class Setting:
 
     url: str
     source: str
+
+
+def amqp_shown(value: str) -> str:
+    from issuer.amqp import shown
+
+    return shown(value)
 
 
 def is_loopback_default(url: str, scheme: str, port: int) -> bool:
@@ -211,7 +283,7 @@ def provide(stack: ExitStack, kind: str, setting: Setting, out: IO[str] = sys.st
         problem, scheme, port, name = redis_problem(setting.url), "redis", 6379, "Redis"
     else:
         problem, scheme, port, name = amqp_problem(setting.url), "amqp", 5672, "RabbitMQ"
-    shown = redact_url(setting.url)
+    shown = redact_url(setting.url) if kind == "redis" else amqp_shown(setting.url)
     if problem is None:
         print(f"{name}: using the one at {shown}", file=out)
         return setting.url

@@ -1,4 +1,5 @@
-"""Session-wide real services: Redis, a JWKS endpoint, the verifier, nginx, an upstream.
+"""Session-wide real services: Redis, a JWKS endpoint, the verifier, nginx, an upstream,
+and a three-node RabbitMQ cluster for the failover tests.
 
 Redis and RabbitMQ are found, or started, by the rule in `tests/backends.py`.
 Expensive things are shared per session; each test makes its own sessions and tokens, so
@@ -15,7 +16,9 @@ import pytest
 
 from issuer.signing import SigningKey
 from stack.nginx import NGINX_DIR, Nginx
-from stack.processes import free_port
+from stack.processes import StartFailed, free_port
+from stack.rabbitmq_cluster import RabbitMQCluster
+from stack.services import Unavailable
 
 from .backends import backend
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
@@ -32,6 +35,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def amqp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with backend("amqp", tmp_path_factory.mktemp("rabbitmq")) as url:
         yield url
+
+
+def figure(config: pytest.Config, line: str) -> None:
+    """A measured figure, shown in the run's output whether or not output is captured."""
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if capture is None or reporter is None:
+        print(f"[figure] {line}")
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"\n[figure] {line}")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[RabbitMQCluster]:
+    """Three private RabbitMQ nodes on loopback, clustered (`stack/rabbitmq_cluster.py`);
+    started once, on first use. A test that kills a node `revive()`s it on its way out (its
+    boot overlaps the tests that follow) and each test calls `heal()` first thing."""
+    cluster = RabbitMQCluster(tmp_path_factory.mktemp("rabbitmq-cluster"))
+    try:
+        try:
+            cluster.start()
+        except (StartFailed, Unavailable, OSError, TimeoutError) as exc:
+            pytest.exit(f"could not start a RabbitMQ cluster: {exc}", 2)
+        figure(pytestconfig, f"RabbitMQ cluster of {len(cluster.nodes)} nodes started in "
+                             f"{cluster.start_seconds:.1f} s")  # fmt: skip
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,10 @@ dead-letter a message after `x-delivery-limit` of them, so one bad message never
 the rest. Dead-lettering is at-least-once (RabbitMQ 3.10+): the queue keeps a message until
 the dead-letter queue has it, so even a poison message is not lost.
 
-`connect_robust` reconnects after RabbitMQ goes away and declares the queues and restarts
-the consumer again; with `fail_fast` off, the service also starts while RabbitMQ is down.
+The setting names one RabbitMQ node or several (a cluster). After a lost connection the
+consumer connects to the next node, declares the queues again and consumes on (aio-pika's
+`connect_robust` would only ever retry the one URL it was given); the service also starts
+while RabbitMQ is down.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import aio_pika
 import aio_pika.abc
 
-from .settings import redact_url
+from .settings import amqp_urls, redact_url
 from .store import Store
 
 log = logging.getLogger("members.events")
@@ -37,8 +39,8 @@ ROUTING_KEY = "user.deleted"
 DELIVERY_LIMIT = 5
 #: Messages in flight at once; each waits for its own commit before its ack.
 PREFETCH = 16
-#: Seconds between reconnection attempts, and the bound of one attempt.
-RECONNECT_INTERVAL = "1"
+#: Seconds between rounds of reconnection attempts, and the bound of one attempt.
+RECONNECT_INTERVAL = 1.0
 CONNECT_TIMEOUT = 5
 
 
@@ -95,35 +97,37 @@ class UserDeletedConsumer:
         }
 
     async def run(self) -> None:
-        """Consume until cancelled."""
+        """Consume until cancelled, from each node in turn while the one in use is lost."""
         self.state = "connecting"
+        urls, attempt = amqp_urls(self._url), 0
         while True:
+            url = urls[attempt % len(urls)]
+            attempt += 1
             try:
-                connection = await aio_pika.connect_robust(
-                    self._url, timeout=CONNECT_TIMEOUT,
-                    reconnect_interval=RECONNECT_INTERVAL, fail_fast="0",
-                )  # fmt: skip
-            except Exception as exc:  # a URL the client refuses outright
-                log.warning("cannot connect to %s: %s", redact_url(self._url), exc)
-                await asyncio.sleep(float(RECONNECT_INTERVAL))
+                connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT)
+            except Exception as exc:  # refused, unreachable, bad credentials
+                log.warning("cannot connect to %s: %s", redact_url(url), exc)
+                if attempt % len(urls) == 0:  # every node tried: wait before another round
+                    await asyncio.sleep(RECONNECT_INTERVAL)
                 continue
             try:
+                lost = _lost(connection)
                 await self._consume(connection)
-                await asyncio.Future()  # the robust connection does the rest
+                await lost
+                log.warning("RabbitMQ connection to %s lost; reconnecting", redact_url(url))
+                self.state = "reconnecting"
             except asyncio.CancelledError:
+                self.state = "stopped"
                 raise
             except Exception as exc:
                 # Declaring failed on a live connection: say so and try again later.
                 log.error("cannot consume %s: %s", self._queue, exc)
                 self.state = "error"
-                await asyncio.sleep(float(RECONNECT_INTERVAL))
+                await asyncio.sleep(RECONNECT_INTERVAL)
             finally:
-                self.state = "stopped"
-                await connection.close()
+                await _close(connection)
 
-    async def _consume(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
-        connection.close_callbacks.add(self._lost)
-        connection.reconnect_callbacks.add(self._back)
+    async def _consume(self, connection: aio_pika.abc.AbstractConnection) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
         dlx = await channel.declare_exchange(
@@ -149,15 +153,6 @@ class UserDeletedConsumer:
         await queue.consume(self._on_message)
         self.state = "consuming"
         log.info("consuming %s from %s (%s)", ROUTING_KEY, self._exchange, self._queue)
-
-    def _lost(self, *_: Any) -> None:
-        if self.state == "consuming":
-            log.warning("RabbitMQ connection lost; reconnecting")
-        self.state = "reconnecting"
-
-    def _back(self, *_: Any) -> None:
-        log.info("RabbitMQ connection back; consuming %s again", self._queue)
-        self.state = "consuming"
 
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         try:
@@ -188,3 +183,25 @@ class UserDeletedConsumer:
             self.processed += 1
             log.info("user %s deleted: %d members removed (event %s)",
                      event.subject, deleted, event.id)  # fmt: skip
+
+
+def _lost(connection: aio_pika.abc.AbstractConnection) -> asyncio.Future[None]:
+    """Done when the connection is lost: a dead node leaves the consumer waiting for
+    messages for good, and aio-pika's own `closed()` is not resolved by a loss."""
+    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_close(*_: object) -> None:
+        if not lost.done():
+            lost.set_result(None)
+
+    connection.close_callbacks.add(on_close)
+    return lost
+
+
+async def _close(connection: aio_pika.abc.AbstractConnection) -> None:
+    """Close, giving up after 2 s: a dead connection's close can wait on its socket."""
+    closing = asyncio.ensure_future(connection.close())
+    await asyncio.wait({closing}, timeout=2)
+    if not closing.done():
+        closing.cancel()
+    closing.add_done_callback(lambda task: task.cancelled() or task.exception())

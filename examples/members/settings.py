@@ -4,6 +4,7 @@ defaults, validated all at once so a bad deployment is fixed in one round."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,15 +67,27 @@ def _db(raw: str) -> Path:
     return path
 
 
+#: Between two URLs of a cluster's nodes: a comma followed by a scheme, so that a comma
+#: inside a password stays in it.
+_SEPARATOR = re.compile(r"\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def amqp_urls(value: str) -> tuple[str, ...]:
+    """The RabbitMQ URLs in the setting: one, or one per cluster node, comma-separated."""
+    return tuple(_SEPARATOR.split(value.strip()))
+
+
 def _amqp_url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-        raise ValueError("must be an amqp:// or amqps:// URL with a host")
-    try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
-    except ValueError:
-        raise ValueError("has a bad port") from None
-    return raw
+    urls = amqp_urls(raw)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ValueError("must be amqp:// or amqps:// URLs with a host, comma-separated")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        except ValueError:
+            raise ValueError("has a bad port") from None
+    return ",".join(urls)
 
 
 def _amqp_name(raw: str) -> str:
@@ -108,18 +121,27 @@ OPTIONS = (
     _Option("host", _host, "127.0.0.1", "address to listen on"),
     _Option("port", _port, "8081", "port to listen on"),
     _Option("db", _db, "run/members.db", "SQLite file the members are kept in"),
-    _Option("amqp_url", _amqp_url, "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL"),
+    _Option(
+        "amqp_url",
+        _amqp_url,
+        "amqp://guest:guest@127.0.0.1:5672/",
+        "RabbitMQ URL, or one per cluster node, comma-separated",
+    ),
     _Option("exchange", _amqp_name, "authgate.events", "topic exchange of user events"),
     _Option("queue", _amqp_name, "members.user-deleted", "this service's queue of user.deleted"),
 )
 
 
 def redact_url(url: str) -> str:
-    """`url` without its password, for log lines."""
+    """`url` (or every URL of a comma-separated list) without its password, for logs."""
+    return ",".join(_redact_one(one) for one in amqp_urls(url))
+
+
+def _redact_one(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    netloc = f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"
     return urlunsplit(parts._replace(netloc=netloc))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
+from stack.rabbitmq_cluster import RabbitMQCluster
+
 from ..amqp import amqp_address, publish, queue_depth, via_proxy
+from ..conftest import figure
 from ..harness import TcpProxy
 from ..polling import wait_until
 from .members import MembersProcess, Names, identity
@@ -170,3 +174,34 @@ def test_reconnects_when_rabbitmq_goes_away(
     finally:
         service.stop()
         proxy.close()
+
+
+def test_moves_to_the_next_node_when_its_node_dies(
+    rabbitmq_cluster: RabbitMQCluster, tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    """`MEMBERS_AMQP_URL` naming each node of a cluster: its node killed, the service
+    consumes from the next one, and an event sent meanwhile is not lost."""
+    rabbitmq_cluster.heal()
+    n0, n1, n2 = rabbitmq_cluster.urls
+    names = Names.unique()
+    # Node 1 first: the node it connects to, and the one killed.
+    service = MembersProcess(tmp_path / "members.db", f"{n1},{n2},{n0}", names,
+                             tmp_path / "members.log")  # fmt: skip
+    alice = user("alice")
+    try:
+        service.wait_consuming()
+        with httpx.Client(base_url=service.url, timeout=10) as http:
+            create(http, alice)
+            killed = time.monotonic()
+            rabbitmq_cluster.kill(1)
+            send(n2, names, user_deleted(alice))  # to a node that stays up
+            wait_until(lambda: owned(http, alice) == [], 30,
+                       lambda: f"the event was lost: {service.consumer()}\n{service.child.log_tail()}")  # fmt: skip
+            handled = time.monotonic() - killed
+            assert "lost; reconnecting" in service.child.log_path.read_text()
+    finally:
+        service.stop()
+        names.clean_up(n2)
+        rabbitmq_cluster.revive()
+    figure(pytestconfig, f"member example, its node killed: an event sent to another node "
+                         f"handled {handled:.2f} s after the kill")  # fmt: skip

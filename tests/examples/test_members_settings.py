@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from examples.members.settings import OPTIONS
+from examples.members.settings import OPTIONS, amqp_urls, load, redact_url
 
 from .members import ROOT
 
@@ -80,3 +80,18 @@ def test_the_readme_lists_every_setting_with_its_default() -> None:
         row = next((r for r in rows if r.startswith(f"| `{option.flag}` | `{option.env}` |")), None)
         assert row is not None, f"{option.env} missing from examples/members/README.md"
         assert f"`{option.default}`" in row, option.env
+
+
+def test_one_amqp_url_per_cluster_node_and_every_password_redacted() -> None:
+    urls = "amqp://u:hunter2@rabbit-1:5672/, amqp://u:hunter2@rabbit-2:5672/"
+    settings = load(["--amqp-url", urls], {})
+    assert amqp_urls(settings.amqp_url) == (
+        "amqp://u:hunter2@rabbit-1:5672/",
+        "amqp://u:hunter2@rabbit-2:5672/",
+    )
+    assert (
+        redact_url(settings.amqp_url) == "amqp://u:***@rabbit-1:5672/,amqp://u:***@rabbit-2:5672/"
+    )
+    result = run("--amqp-url", "amqp://u:hunter2@rabbit-1/,http://u:hunter2@rabbit-2/")
+    assert result.returncode == 2
+    assert "--amqp-url=" in result.stderr and "hunter2" not in result.stderr

@@ -14,7 +14,14 @@ from io import StringIO
 import pytest
 
 from stack.processes import free_port
-from stack.services import Setting, is_loopback_default, provide, redis_problem
+from stack.services import (
+    Setting,
+    Unavailable,
+    amqp_problem,
+    is_loopback_default,
+    provide,
+    redis_problem,
+)
 
 from ..harness import REPO
 
@@ -120,3 +127,20 @@ def test_each_benchmark_command_starts(command: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "--redis-url" in result.stdout
+
+
+def test_a_list_of_rabbitmq_nodes_is_used_when_any_answers(amqp_url: str) -> None:
+    dead = f"amqp://u:hunter2@127.0.0.1:{free_port()}/"
+    assert amqp_problem(f"{dead},{amqp_url}") is None
+    out = StringIO()
+    with ExitStack() as stack:
+        listed = f"{dead},{amqp_url}"
+        assert provide(stack, "amqp", Setting(listed, "the test"), out) == listed
+    assert out.getvalue().startswith("RabbitMQ: using the one at amqp://u:***@127.0.0.1:")
+    assert "hunter2" not in out.getvalue()
+    # None answering: one line, every password of the list redacted.
+    both_dead = f"{dead},amqp://v:hunter2@127.0.0.1:{free_port()}/"
+    with ExitStack() as stack, pytest.raises(Unavailable) as refused:
+        provide(stack, "amqp", Setting(both_dead, "the test"), out)
+    assert "hunter2" not in str(refused.value)
+    assert "amqp://v:***@127.0.0.1:" in str(refused.value)
