@@ -135,28 +135,34 @@ def test_a_wrong_secret_costs_what_an_unknown_client_costs(social: Social) -> No
     assert 0.6 < wrong / unknown < 1.6, took
 
 
-def test_suspension_deletion_and_rotation_end_the_tokens_they_concern(social: Social) -> None:
+def test_suspension_deletion_and_rotation_end_the_tokens_they_concern(
+    social: Social, admin: httpx.Client
+) -> None:
+    """Through the admin API (the CLI's same verbs are driven in test_events.py)."""
     cid, first = service(social)
+    base = f"{social.issuer.url}/admin/clients/{cid}"
     old = claims_of(token(social, data=GRANT, auth=(cid, first)).json()["access_token"])["sid"]
-    second = cli(social, "add-secret", cid)["client_secret"]
+    second = admin.post(f"{base}/credentials", json={"type": "secret"}).json()["client_secret"]
     new = claims_of(token(social, data=GRANT, auth=(cid, second)).json()["access_token"])["sid"]
     assert social.redis.exists(session_key(old), session_key(new)) == 2
-    three = social.issuer.cli("clients", "add-secret", cid)
+    three = social.issuer.cli("clients", "add-secret", cid)  # a refusal is exit status 1
     assert three.returncode == 1 and "holds 2 credentials" in three.stderr
+    assert admin.post(f"{base}/credentials", json={"type": "secret"}).status_code == 409
     # Rotation: the first secret goes, and with it only the tokens it got.
-    cli(social, "remove-credential", cid, first.removeprefix("ags_").split(".")[0])
+    credential = first.removeprefix("ags_").split(".")[0]
+    assert admin.delete(f"{base}/credentials/{credential}").status_code == 204
     assert not social.redis.exists(session_key(old))
     assert social.redis.exists(session_key(new))
     assert token(social, data=GRANT, auth=(cid, first)).status_code == 401
     # Suspension ends every token and refuses new ones; reactivation lets it back in.
-    assert cli(social, "suspend", cid)["status"] == "suspended"
+    assert admin.post(f"{base}/suspend").json()["status"] == "suspended"
     assert not social.redis.exists(session_key(new))
     assert token(social, data=GRANT, auth=(cid, second)).status_code == 401
-    cli(social, "reactivate", cid)
+    assert admin.post(f"{base}/reactivate").json()["status"] == "active"
     again = token(social, data=GRANT, auth=(cid, second))
     assert again.status_code == 200
     last = claims_of(again.json()["access_token"])["sid"]
-    cli(social, "delete", cid)
+    assert admin.delete(base).status_code == 204
     assert not social.redis.exists(session_key(last))
     assert token(social, data=GRANT, auth=(cid, second)).status_code == 401
     missing = social.issuer.cli("clients", "show", cid)
