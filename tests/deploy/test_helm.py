@@ -406,6 +406,8 @@ def test_the_edge_is_the_repository_nginx_and_nginx_accepts_it(
     placed = mounts(edge)
     for name in snippets:
         assert placed[f"/etc/nginx/authgate/{name}"] == (f"{FULLNAME}-nginx", name)
+    # The image's entrypoint renders the template: it is kept, as compose keeps it.
+    assert "command" not in container(edge) and container(edge)["args"] == ["nginx"]
     env = {e["name"]: e["value"] for e in container(edge)["env"]}
     assert env["NGINX_ENVSUBST_FILTER"] == "^AUTHGATE_"
     services = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"]
