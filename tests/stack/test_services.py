@@ -112,7 +112,8 @@ def test_bin_setup_on_an_installed_machine_is_one_line_per_step() -> None:
     )
     lines = result.stderr.strip().splitlines()
     assert result.stdout == ""
-    assert len(lines) == 4, result.stderr  # system packages, OpenID Provider, axe-core, Python
+    # system packages, OpenID Provider, axe-core, Helm, Python
+    assert len(lines) == 5, result.stderr
     assert all(line.startswith("setup: ") for line in lines), result.stderr
 
 
