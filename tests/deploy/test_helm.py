@@ -21,7 +21,7 @@ import yaml
 from kubernetes_validate.utils import ValidationError
 
 from authgate.config import ConfigError
-from authgate.contract import HEADER_SESSION, IDENTITY_HEADERS
+from authgate.contract import HEADER_KIND, HEADER_SESSION, IDENTITY_HEADERS
 from examples.members import settings as members_settings
 from examples.members.app import create_app as create_members_app
 from examples.members.store import Store
@@ -438,7 +438,7 @@ def test_the_ingress_nginx_example_asks_authgate_with_three_annotations(
         f"http://{FULLNAME}-ingress-auth.{NAMESPACE}.svc.cluster.local:{port}/verify"
     )
     assert notes[prefix + "auth-signin"] == "https://app.example.com/login"
-    wanted = [name for name, _ in IDENTITY_HEADERS] + [HEADER_SESSION]
+    wanted = [name for name, _ in IDENTITY_HEADERS] + [HEADER_KIND, HEADER_SESSION]
     assert notes[prefix + "auth-response-headers"].split(",") == wanted
     # No snippet (Critical, refused by default) and no auth cache (revocation delay).
     assert not [n for n in notes if n.endswith("-snippet") or "auth-cache" in n]

@@ -10,7 +10,8 @@ import yaml
 
 from ..harness import REPO
 
-PRIVATE = ["/metrics", "/readyz", "/healthz", "/admin/users", "/admin/users/x/roles"]
+PRIVATE = ["/metrics", "/readyz", "/healthz", "/admin/users", "/admin/users/x/roles",
+           "/admin/clients", "/admin/clients/x/credentials"]  # fmt: skip
 
 
 def test_kong_routes_none_of_the_issuers_operations_paths() -> None:
@@ -34,3 +35,19 @@ def _matches(route_path: str, path: str) -> bool:
 def test_the_example_nginx_site_proxies_nothing_to_the_issuer() -> None:
     template = (REPO / "nginx" / "templates" / "example.conf.template").read_text()
     assert "issuer" not in template.lower() and "9180" not in template
+
+
+def test_every_issuer_path_the_site_sends_to_the_gateway_has_a_route() -> None:
+    """The assembled site's nginx sends the issuer's public paths to the gateway; each must
+    reach the issuer there (`/link/` once did not: a 404 from the gateway)."""
+    template = (REPO / "nginx" / "templates" / "stack.conf.template").read_text()
+    found = re.search(r"location ~ \^/\(([^)]*)\) \{", template)
+    assert found, "the issuer's location is gone?"
+    config = yaml.safe_load((REPO / "kong" / "kong.yml").read_text())
+    issuer = next(s for s in config["services"] if s["name"] == "issuer")
+    paths = [p for route in issuer["routes"] for p in route.get("paths", [])]
+    for alternative in found.group(1).split("|"):
+        sample = "/" + alternative.replace("\\", "").rstrip("$")
+        if sample.endswith("/"):
+            sample += "x"
+        assert any(_matches(p, sample) for p in paths), f"{sample} has no issuer route"
