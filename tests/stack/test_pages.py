@@ -125,7 +125,9 @@ def test_sign_up_sign_in_and_sign_out_by_keyboard_alone(
     expect(page.get_by_text("If that email had no account")).to_be_visible()
 
     page.goto(f"{stack}/members/")
-    # The email field has the focus on arrival.
+    # The email field has the focus on arrival (given by the page's deferred script: wait
+    # for it, or the first keys typed go nowhere on a busy machine).
+    expect(page.locator("#email")).to_be_focused()
     page.keyboard.type(email)
     page.keyboard.press("Tab")
     page.keyboard.type(password)
