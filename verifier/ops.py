@@ -64,20 +64,27 @@ class Operations:
         )  # fmt: skip
         await respond(send, 200, text.encode(), b"text/plain; version=0.0.4")
 
+    async def startup(self) -> None:
+        await self._keys.start()
+        await self._sessions.start()
+
+    async def shutdown(self) -> None:
+        await self._sessions.close()
+        await self._keys.close()
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
+        """ASGI lifespan (under uvicorn): `startup` and `shutdown`."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._keys.start()
-                    await self._sessions.start()
+                    await self.startup()
                 except Exception as exc:  # report any start failure to the server
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self._sessions.close()
-                await self._keys.close()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

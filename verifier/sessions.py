@@ -31,6 +31,8 @@ from authgate.contract import (
 )
 from authgate.errors import Unavailable
 
+from .answers import Answer
+
 log = logging.getLogger("authgate.verifier")
 
 #: Characters that may not appear in a header value (CTLs, RFC 9110 §5.5).
@@ -44,8 +46,8 @@ class SessionRecord:
     scopes: frozenset[str]
     #: Wall-clock time after which the cached copy must not be used.
     expires_at: float
-    #: The ready-made ASGI start message of the 204 answer.
-    answer: dict[str, object]
+    #: The ready-made 204 answer with the identity headers.
+    answer: Answer
 
 
 def build_record(sid: str, fields: dict[str, str], expires_at: float) -> SessionRecord:
@@ -60,7 +62,7 @@ def build_record(sid: str, fields: dict[str, str], expires_at: float) -> Session
         roles=frozenset(fields.get(SESSION_FIELD_ROLES, "").split()),
         scopes=frozenset(fields.get(SESSION_FIELD_SCOPE, "").split()),
         expires_at=expires_at,
-        answer={"type": "http.response.start", "status": 204, "headers": tuple(headers)},
+        answer=Answer(204, headers),
     )
 
 

@@ -20,6 +20,8 @@ from .policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
 #: RFC 6265 §4.1.1: a cookie name is an RFC 2616 token.
 COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: The HTTP servers the verifier runs under (verifier/server.py, or uvicorn).
+SERVERS = ("protocol", "uvicorn")
 
 
 def _algorithms(raw: str) -> frozenset[str]:
@@ -34,6 +36,13 @@ def _algorithms(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _server(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SERVERS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(SERVERS)}")
+    return value
+
+
 def _cookie_name(raw: str) -> str:
     value = raw.strip()
     if not COOKIE_NAME.fullmatch(value):
@@ -45,6 +54,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", config.text, "127.0.0.1", "address to listen on"),
     Option("port", config.integer(1, 65535), "9181", "port to listen on"),
     Option("workers", config.integer(1, 64), "1", "worker processes"),
+    Option("server", _server, "protocol",
+           "protocol: the verifier's own HTTP server (httptools + uvloop); uvicorn: ASGI"),
     Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
            "Redis holding the sessions"),
     Option("issuer", config.text, None, "expected `iss` of tokens (the issuer's base URL)"),
@@ -78,6 +89,7 @@ class Settings:
     host: str
     port: int
     workers: int
+    server: str
     redis_url: str
     issuer: str
     audience: str
