@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from authgate.contract import ACCESS_TOKEN_TYPS, REQUIRED_CLAIMS, SID_PATTERN
 
 from . import signatures
+from .bounded import BoundedCache
 from .errors import InvalidToken
 from .jose import MAX_KID_LENGTH, Key
 
@@ -31,6 +32,20 @@ log = logging.getLogger("authgate.tokens")
 
 #: Longer credentials are refused unread; ours are well under 2 KB.
 MAX_TOKEN_LENGTH = 8192
+#: What the token cache may hold in bytes unless told (AUTHGATE_TOKEN_CACHE_BYTES).
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+#: A cached token's memory beyond its variable parts (the key's bytes object, Claims,
+#: three str objects, a float, the dict slot), from bench/memory.py on CPython 3.11.
+TOKEN_ENTRY_BYTES = 340
+
+
+def weigh(token: bytes, claims: Claims) -> int:
+    """What a cached token costs in memory, near enough (bench/memory.py checks it)."""
+    return (
+        TOKEN_ENTRY_BYTES + len(token) + len(claims.sub) + len(claims.sid) + len(claims.client_id)
+    )
+
+
 #: Distinct header segments whose checked reading is kept (cleared when full).
 HEADER_CACHE_SIZE = 64
 #: A compact JWS (RFC 7515 §7.1): three base64url segments, nothing else.
@@ -71,6 +86,7 @@ class TokenVerifier:
         algorithms: frozenset[str],
         leeway: float,
         cache_size: int,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys = keys
@@ -81,7 +97,7 @@ class TokenVerifier:
         self.cache_size = cache_size
         self._clock = clock
         #: Verified tokens by their bytes. Read directly on the hot path; written only here.
-        self.cache: dict[bytes, Claims] = {}
+        self.cache: BoundedCache[bytes, Claims] = BoundedCache(cache_size, cache_bytes, weigh)
         #: Checked readings of header segments (alg, kid): one per signing key in practice.
         self._headers: dict[bytes, tuple[str, str]] = {}
 
@@ -89,7 +105,7 @@ class TokenVerifier:
         """The claims of a token verified before and not yet expired at `now` (the hot path)."""
         claims = self.cache.get(token)
         if claims is not None and claims.exp <= now:
-            del self.cache[token]
+            self.cache.drop(token)
             return None
         return claims
 
@@ -136,12 +152,8 @@ class TokenVerifier:
             raise InvalidToken("sid is missing or malformed")
         client_id = payload["client_id"] if isinstance(payload["client_id"], str) else ""
         claims = Claims(sub=sub, sid=sid, exp=float(exp), client_id=client_id)
-        if self.cache_size:
-            if len(self.cache) >= self.cache_size:
-                # Evict the oldest insertion (dicts keep order): cheap, bounded, and a
-                # token that is still in use is simply verified and cached again.
-                del self.cache[next(iter(self.cache))]
-            self.cache[token] = claims
+        # Only a verified token is cached: a flood of invalid ones pushes nothing out.
+        self.cache.put(token, claims)
         return claims
 
     def _read_header(self, segment: bytes) -> tuple[str, str]:

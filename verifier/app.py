@@ -112,10 +112,12 @@ class VerifierApp:
             algorithms=settings.algorithms,
             leeway=settings.leeway,
             cache_size=settings.token_cache_size,
+            cache_bytes=settings.token_cache_bytes,
         )
         self.sessions = SessionStore(
             settings.redis_url,
             cache_size=settings.session_cache_size,
+            cache_bytes=settings.session_cache_bytes,
             max_age=settings.session_cache_max_age,
         )
         self._token_cache = self.tokens.cache

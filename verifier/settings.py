@@ -72,8 +72,12 @@ OPTIONS: tuple[Option, ...] = (
            "clock skew allowed on exp/nbf/iat, seconds"),
     Option("token_cache_size", config.integer(0, 10_000_000), "100000",
            "verified tokens kept in memory (0: off)"),
+    Option("token_cache_bytes", config.integer(1024, 1 << 40), str(64 * 1024 * 1024),
+           "memory the token cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_size", config.integer(0, 10_000_000), "100000",
            "session records kept in memory while subscribed (0: off)"),
+    Option("session_cache_bytes", config.integer(1024, 1 << 40), str(64 * 1024 * 1024),
+           "memory the session cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_max_age", config.number(0.1, 3600), "60",
            "longest a cached session record is used, seconds"),
     Option("jwks_refresh_interval", config.number(1, 86400), "300",
@@ -102,7 +106,9 @@ class Settings:
     login_url: str | None
     leeway: int
     token_cache_size: int
+    token_cache_bytes: int
     session_cache_size: int
+    session_cache_bytes: int
     session_cache_max_age: float
     jwks_refresh_interval: float
     jwks_kid_interval: float
