@@ -44,6 +44,8 @@ log = logging.getLogger("authgate.verifier")
 EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
 #: Bound on the request-shape → rule cache; cleared when full (paths are unbounded).
 RULE_CACHE_SIZE = 10_000
+#: Bound on the header names known to be outside authgate's namespace (cleared when full).
+CLEAN_NAMES_SIZE = 1_000
 #: Stands for "no rule matched" (and an unknown rule name): deny.
 NO_MATCH = Rule(name="(no match)", access=Access.DENY)
 #: The names in authgate's namespace that nginx sets itself, on the auth subrequest
@@ -124,6 +126,7 @@ class VerifierApp:
         self._session_cache = self.sessions.cache
         self._policy = settings.policy
         self._rule_cache: dict[tuple[bytes | None, ...], Rule] = {}
+        self._clean_names: set[bytes] = set(NGINX_SETS)
         self._cookie_name = settings.session_cookie
         login = settings.login_url
         self._login_base = None if login is None else login + ("&" if "?" in login else "?") + "rd="
@@ -154,9 +157,10 @@ class VerifierApp:
         if len(fields) != len(headers):  # rare: some header came twice
             fields, duplicate = _merge_repeated(headers)
         get = fields.get
-        for name in fields:  # a client's header in authgate's namespace is refused
-            if (name[:6] == b"x-auth" or name[:10] == b"x-original") and name not in NGINX_SETS:
-                return self._forged(name, started)
+        if not fields.keys() <= self._clean_names:  # names not seen before: check them
+            forged = self._check_names(fields)
+            if forged is not None:
+                return self._forged(forged, started)
         host = get(b"x-forwarded-host") or get(b"host")
         uri, method = get(b"x-original-uri"), get(b"x-original-method")
         named = get(b"x-authgate-policy")
@@ -223,6 +227,17 @@ class VerifierApp:
         outcome = "error" if isinstance(exc, Unavailable) else "failure"
         self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
         return answer
+
+    def _check_names(self, fields: dict[bytes, bytes]) -> bytes | None:
+        """A client's header in authgate's namespace (refused), or None; names that pass
+        are remembered, so that nginx's usual set costs one set comparison."""
+        for name in fields:
+            if (name[:6] == b"x-auth" or name[:10] == b"x-original") and name not in NGINX_SETS:
+                return name
+        if len(self._clean_names) >= CLEAN_NAMES_SIZE:
+            self._clean_names = set(NGINX_SETS)
+        self._clean_names.update(fields)
+        return None
 
     def _forged(self, name: bytes, started: float) -> Answer:
         """X-Auth-*, X-Authgate-* and X-Original-* are authgate's: a client that sends one

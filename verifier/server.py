@@ -45,6 +45,8 @@ BAD_REQUEST = closing(head(400, [(b"content-length", b"0")]))
 MAX_HEADER_BYTES = 64 * 1024
 #: The verifier reads no body (nginx sends none); a larger one closes the connection.
 MAX_BODY_BYTES = 64 * 1024
+#: What one read may bring (uvloop reads up to 256 KiB at a time).
+READ_SIZE = 256 * 1024
 #: Requests parsed ahead of their answers on one connection before reading pauses.
 MAX_PIPELINED = 32
 #: Idle keep-alive connections are closed after this many seconds: longer than nginx's
@@ -62,56 +64,67 @@ class Limits(NamedTuple):
 
 
 class Parsed(NamedTuple):
-    path: bytes
+    path: bytes  # the request target as sent (path and query)
     headers: list[tuple[bytes, bytes]]
     keep_alive: bool
     oversized: bool
 
 
 class Connection(asyncio.Protocol):
-    """One client connection: parse, decide, answer in order."""
+    """One client connection: parse, decide, answer in order.
+
+    The hot path reads no clock: deadlines are judged by the server's sweep, from how
+    long a connection has stayed in one state (its `progress` count unchanged).
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.app = server.app
         self.limits = server.limits
-        self.loop = server.loop
+        self._max_header_bytes = server.limits.max_header_bytes
+        #: Bytes of one request head past which the connection is dropped unanswered:
+        #: the limit plus one read's worth, so that a head that merely crosses the limit
+        #: is still read to its end and answered.
+        self._runaway = server.limits.max_header_bytes + READ_SIZE
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         # A control character in a header value reaches the decision (a 401), not a 400.
         self.parser.set_dangerous_leniencies(lenient_headers=True)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.header_bytes = 0
+        self.header_bytes = 0  # this request's URL and header names and values
+        self.head_bytes = 0  # bytes received while reading this request's head
         self.body_bytes = 0
         self.waiting: deque[Parsed] = deque()  # parsed, not answered yet (pipelining)
         self.busy = False  # an answer is being settled (I/O)
         self.paused = False
         self.draining = False  # shutting down: close after the answers owed
         self.reading = False  # between a request's first byte and its end
-        #: Deadlines: when this request's headers / body started arriving, or since
-        #: when the connection has been idle; None when not in that state.
-        self.headers_since: float | None = None
-        self.body_since: float | None = None
-        self.idle_since: float | None = None
+        self.in_head = True  # reading a request's head (also before its first byte)
+        #: Bumped at each request's start, head end and end; the sweep times states by it.
+        self.progress = 0
+        self.seen: tuple[int, float] = (0, server.loop.time())  # the sweep's last look
 
     # --- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.headers_since = self.loop.time()  # a connection that sends nothing is slow
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
         self.server.forget(self)
         self.waiting.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > self._runaway and self.transport is not None:
+                self.transport.close()  # a head without end: nothing to answer
+                return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._bad()
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._bad()
 
     # --- httptools callbacks ------------------------------------------------------
@@ -119,24 +132,22 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
-        self.header_bytes = self.body_bytes = 0
-        self.idle_since = None
-        self.reading = True
-        if self.headers_since is None:
-            self.headers_since = self.loop.time()
+        self.header_bytes = 0
+        self.reading = self.in_head = True
+        self.progress += 1
 
     def on_url(self, url: bytes) -> None:
         self.url += url
         self.header_bytes += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_bytes += len(name) + len(value) + 4
-        if self.header_bytes <= self.limits.max_header_bytes:
-            self.headers.append((name.lower(), value))
+        self.header_bytes += len(name) + len(value)
+        self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        self.headers_since = None
-        self.body_since = self.loop.time()
+        self.in_head = False
+        self.head_bytes = self.body_bytes = 0
+        self.progress += 1
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
@@ -144,26 +155,32 @@ class Connection(asyncio.Protocol):
             self.transport.close()
 
     def on_message_complete(self) -> None:
-        self.body_since = None
         self.reading = False
-        request = Parsed(
-            self.url.partition(b"?")[0],
-            self.headers,
-            self.parser.should_keep_alive(),
-            self.header_bytes > self.limits.max_header_bytes,
-        )
+        self.progress += 1
+        url, keep_alive = self.url, self.parser.should_keep_alive()
+        oversized = self.header_bytes > self._max_header_bytes
         if self.busy or self.waiting:
-            self.waiting.append(request)
+            self.waiting.append(Parsed(url, self.headers, keep_alive, oversized))
             if len(self.waiting) >= MAX_PIPELINED and not self.paused:
                 self.paused = True
                 self.transport.pause_reading()  # type: ignore[union-attr]
+        elif url == b"/verify" and not oversized:  # the hot path, inline
+            answer = self.app.decide(self.headers)
+            if answer.__class__ is Pending:
+                self.busy = True
+                task = self.server.loop.create_task(self._settle(answer, keep_alive))
+                self.server.track(task)
+            elif keep_alive and not self.draining and self.transport is not None:
+                self.transport.write(answer.raw)  # type: ignore[union-attr]
+            else:
+                self._send(answer.raw, keep_alive)  # type: ignore[union-attr]
         else:
-            self._handle(request)
+            self._handle(Parsed(url, self.headers, keep_alive, oversized))
 
     # --- answering ----------------------------------------------------------------
 
     def _handle(self, request: Parsed) -> None:
-        if request.path == b"/verify":
+        if request.path.partition(b"?")[0] == b"/verify":
             if request.oversized:
                 answer: Answer | Pending = self.app.oversized(self.limits.max_header_bytes)
             else:
@@ -175,7 +192,7 @@ class Connection(asyncio.Protocol):
         else:
             coroutine = self._operations(request)
         self.busy = True
-        self.server.track(self.loop.create_task(coroutine))
+        self.server.track(self.server.loop.create_task(coroutine))
 
     async def _settle(self, pending: Pending, keep_alive: bool) -> None:
         try:
@@ -196,7 +213,8 @@ class Connection(asyncio.Protocol):
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        scope = {"type": "http", "path": request.path.decode("latin-1"), "method": "GET",
+        path = request.path.partition(b"?")[0]
+        scope = {"type": "http", "path": path.decode("latin-1"), "method": "GET",
                  "headers": request.headers}  # fmt: skip
         try:
             await self.app(scope, receive, send)
@@ -230,8 +248,6 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         transport.write(raw)
-        if not self.busy and not self.waiting:
-            self.idle_since = self.loop.time()
 
     def _bad(self) -> None:
         """Bytes that are not HTTP/1.x: 400, and the connection closed."""
@@ -242,13 +258,20 @@ class Connection(asyncio.Protocol):
     # --- the server's rounds ------------------------------------------------------
 
     def overdue(self, now: float) -> bool:
-        limits = self.limits
-        headers, body, idle = self.headers_since, self.body_since, self.idle_since
-        return (
-            (headers is not None and now - headers > limits.header_timeout)
-            or (body is not None and now - body > limits.body_timeout)
-            or (idle is not None and now - idle > limits.keep_alive_timeout)
-        )
+        """Past a deadline by the state it has been in since the sweep last saw it move:
+        a head (header_timeout), a body (body_timeout), idle (keep_alive_timeout)."""
+        mark, since = self.seen
+        if mark != self.progress:
+            self.seen = (self.progress, now)
+            return False
+        if self.busy or self.waiting:
+            return False  # the verifier owes the answer: no deadline on the client
+        limits, stuck = self.limits, now - since
+        if self.in_head:
+            return stuck > limits.header_timeout
+        if self.reading:
+            return stuck > limits.body_timeout
+        return stuck > limits.keep_alive_timeout
 
     def idle(self) -> bool:
         """Nothing owed and no request half-read: safe to close at shutdown."""
