@@ -170,7 +170,7 @@ class Connection(asyncio.Protocol):
                 self.busy = True
                 task = self.server.loop.create_task(self._settle(answer, keep_alive))
                 self.server.track(task)
-            elif keep_alive and not self.draining and self.transport is not None:
+            elif keep_alive and not self.draining and not self.transport.is_closing():  # type: ignore[union-attr]
                 self.transport.write(answer.raw)  # type: ignore[union-attr]
             else:
                 self._send(answer.raw, keep_alive)  # type: ignore[union-attr]

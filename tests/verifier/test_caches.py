@@ -81,3 +81,13 @@ def test_valid_sessions_past_the_bounds_are_evicted_oldest_first(
     assert metric(text, "authgate_verifier_token_cache_entries") <= 8
     assert metric(text, "authgate_verifier_session_cache_evictions") >= 4
     assert 0 < metric(text, "authgate_verifier_session_cache_bytes") <= 100000
+
+
+def test_the_byte_estimates_the_bounds_use_hold() -> None:
+    """What a cached session and token are counted as is what they take (tracemalloc),
+    within a margin, erring high: a byte bound then holds the memory it names."""
+    from bench.memory import sessions_measured, tokens_measured
+
+    for measure in (sessions_measured, tokens_measured):
+        measured, estimate = measure(5000)
+        assert 1.0 <= estimate / measured <= 1.25, (measure.__name__, measured, estimate)
