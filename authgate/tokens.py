@@ -32,8 +32,10 @@ log = logging.getLogger("authgate.tokens")
 
 #: Longer credentials are refused unread; ours are well under 2 KB.
 MAX_TOKEN_LENGTH = 8192
-#: What the token cache may hold in bytes unless told (AUTHGATE_TOKEN_CACHE_BYTES).
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+#: What each verifier cache may hold in bytes unless told (AUTHGATE_TOKEN_CACHE_BYTES,
+#: AUTHGATE_SESSION_CACHE_BYTES): above 100 000 usual entries, so the entry bound decides
+#: for usual records and this one for unusually large ones.
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 #: A cached token's memory beyond its variable parts (the key's bytes object, Claims,
 #: three str objects, a float, the dict slot), from bench/memory.py on CPython 3.11.
 TOKEN_ENTRY_BYTES = 340

@@ -15,6 +15,7 @@ from authgate.contract import (
     DEFAULT_LEEWAY,
     DEFAULT_REDIS_URL,
 )
+from authgate.tokens import DEFAULT_CACHE_BYTES
 
 from .policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
@@ -72,11 +73,11 @@ OPTIONS: tuple[Option, ...] = (
            "clock skew allowed on exp/nbf/iat, seconds"),
     Option("token_cache_size", config.integer(0, 10_000_000), "100000",
            "verified tokens kept in memory (0: off)"),
-    Option("token_cache_bytes", config.integer(1024, 1 << 40), str(64 * 1024 * 1024),
+    Option("token_cache_bytes", config.integer(1024, 1 << 40), str(DEFAULT_CACHE_BYTES),
            "memory the token cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_size", config.integer(0, 10_000_000), "100000",
            "session records kept in memory while subscribed (0: off)"),
-    Option("session_cache_bytes", config.integer(1024, 1 << 40), str(64 * 1024 * 1024),
+    Option("session_cache_bytes", config.integer(1024, 1 << 40), str(DEFAULT_CACHE_BYTES),
            "memory the session cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_max_age", config.number(0.1, 3600), "60",
            "longest a cached session record is used, seconds"),
