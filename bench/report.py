@@ -36,6 +36,8 @@ RATIOS: tuple[tuple[str, str, str, str, str, float], ...] = (
     ("c/o  req per CPU-s vs oauth2-proxy cookie", "c", "o", "cpu", ">=", 4.0),
     ("d/e  cold path vs seed verifier", "d", "e", "rps", ">=", 3.0),
     ("c/e  cached path vs seed verifier", "c", "e", "rps", ">=", 8.0),
+    ("c/b  req per CPU-s vs bare uvicorn app", "c", "b", "cpu", "", 0),
+    ("d/e  req per CPU-s, cold path vs seed", "d", "e", "cpu", "", 0),
     ("c/o  throughput vs oauth2-proxy cookie", "c", "o", "rps", "", 0),
     ("c/r  throughput vs oauth2-proxy Redis", "c", "r", "rps", "", 0),
     ("k/c  cookie vs bearer", "k", "c", "rps", "", 0),
@@ -91,7 +93,7 @@ def svg(rounds: Rounds, connections: int) -> str:
     p99 = [median(r.p99_ms for r in column) for column in columns]
     row_h, top, label_w, bar_w, gap = 22, 48, 300, 260, 90
     height = top + row_h * len(names) + 30
-    width = label_w + 2 * bar_w + gap + 40
+    width = label_w + 2 * bar_w + gap + 80  # room for the longest value label
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
