@@ -1,17 +1,24 @@
-"""Verifier benchmark: nginx (one worker) + wrk against five auth_request targets.
+"""Verifier benchmark: nginx (one worker) + wrk against the auth_request targets side by
+side in one run, with the peer people pick instead (oauth2-proxy) and the floors.
 
-    bin/bench [--duration 8] [--connections 32]
+    bin/bench [--duration 5] [--rounds 3] [--connections 32] [--targets abck...] [--svg F]
 
 (a) nginx's floor: auth_request to an internal `return 204`
 (b) the Python floor: a raw ASGI app answering 204, under uvicorn
-(c) the verifier, hot path (one token, seen before)
+(c) the verifier, cached session, bearer token (its own server, verifier/server.py)
+(k) the verifier, cached session, session cookie
+(u) the verifier under uvicorn (`--server uvicorn`), cached session, bearer
+(w) the verifier with `--workers 2`, cached session, bearer
 (d) the verifier, every token new (signature checked on every request)
 (e) the seed verifier: a framework endpoint, PyJWT decode + Redis on every request
+(o) oauth2-proxy v7.15.6, cookie session store, signed in (bench/oauth2_proxy.py)
+(r) oauth2-proxy v7.15.6, Redis session store (a private redis-server), signed in
 
-Every target runs under the same uvicorn settings (1 worker, httptools, uvloop, no access
-log) behind the same nginx config, one after the other in one run; the table prints
-req/s, p99 and the ratios the verifier is held to. Absolute numbers depend on the
-machine; the ratios are the result.
+Python targets run under the same uvicorn settings (1 worker, httptools, uvloop, no
+access log) behind the same nginx config, one after the other; per target the table
+prints req/s, p50, p99 and requests per CPU-second of the auth process (its own CPU time
+from /proc, every process of its group, over the measured seconds). Absolute numbers
+depend on the machine; the ratios, each taken within a round, are the result.
 """
 
 from __future__ import annotations
@@ -25,10 +32,9 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 
 import httpx
 
@@ -38,6 +44,9 @@ from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack import services
 from stack.nginx import Nginx
 from stack.processes import Child, free_port, listening, run_stoppable
+from stack.services import LocalRedis
+
+from . import oauth2_proxy, report
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -76,13 +85,13 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+def process(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[Child]:
     """`args` running (and listening on `port`) for the block; stopped after it."""
     with tempfile.NamedTemporaryFile(prefix="authgate-bench-", suffix=".log") as log_file:
         child = Child(args, log=Path(log_file.name), env={**os.environ, **(env or {})})
         try:
             child.start().wait_until(lambda: listening(port), args[0], 30)
-            yield
+            yield child
         finally:
             child.stop()
 
@@ -125,11 +134,13 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=int, default=5, help="seconds per target (default 5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--targets", default="abcde", help="which targets to run (default abcde)")
+    parser.add_argument("--targets", default=ALL_TARGETS,
+                        help=f"which targets to run (default {ALL_TARGETS})")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all targets (default 3)")
     parser.add_argument(
         "--pin", action="store_true", help="pin the target to core 1, the rest to 0"
     )
+    parser.add_argument("--svg", type=Path, help="write the plot (req/s and p99 per target) here")
     services.add_arguments(parser, "redis")
     args = parser.parse_args()
     return run_stoppable(lambda: run(args), "bench")
@@ -146,6 +157,8 @@ class Setup:
     lua: Path  # wrk script sending them
     verifier_env: dict[str, str]
     seed_env: dict[str, str]
+    oauth2_proxy: Path | None  # the binary, when it could be had
+    oauth2_redis: str | None = None  # the private Redis of its Redis store, once started
 
     def token(self) -> str:
         return self.key.sign(
@@ -159,13 +172,34 @@ class Setup:
 
 @dataclass(frozen=True)
 class Target:
+    key: str  # one letter, for --targets and the ratios
     name: str
     command: Callable[[int], list[str]] | None  # None: nginx answers itself
     path: str
-    wrk_args: list[str]
+    #: wrk's arguments, once the target listens on the port given (oauth2-proxy signs in).
+    wrk_args: Callable[[int], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
 
 
-def prepare(work: Path, redis_url: str, duration: int) -> Setup:
+@dataclass
+class Measured:
+    key: str
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    cpu_seconds: float | None  # the auth process's, over the measured run
+
+    @property
+    def per_cpu_second(self) -> float | None:
+        if not self.cpu_seconds:
+            return None
+        return self.requests / self.cpu_seconds
+
+
+def prepare(work: Path, redis_url: str, duration: int, want_oauth2_proxy: bool) -> Setup:
     work.chmod(0o755)  # nginx workers run unprivileged and must read www/
     key = SigningKey.generate("EdDSA")
     (work / "jwks.json").write_text(json.dumps(jwks([key])))
@@ -184,17 +218,25 @@ def prepare(work: Path, redis_url: str, duration: int) -> Setup:
                     "AUTHGATE_LOG_LEVEL": "WARNING"}  # fmt: skip
     seed_env = {"SEED_JWKS_FILE": str(work / "jwks.json"), "SEED_ISSUER": ISSUER,
                 "SEED_AUDIENCE": AUDIENCE, "SEED_REDIS_URL": redis_url}  # fmt: skip
+    built = oauth2_proxy.binary(log) if want_oauth2_proxy else None
+    if built is not None:
+        oauth2_proxy.write_htpasswd(work / "htpasswd")
     # (d) needs a token per request: more than wrk can send in the run.
-    setup = Setup(work, key, sid, 6000 * duration, work / "fresh.lua", verifier_env, seed_env)
+    setup = Setup(work, key, sid, 12000 * duration, work / "fresh.lua", verifier_env, seed_env,
+                  built)  # fmt: skip
     log(f"bench: minting {setup.fresh} tokens for the every-token-new run")
     tokens = work / "tokens.txt"
     tokens.write_text("\n".join(setup.token() for _ in range(setup.fresh)) + "\n")
     setup.lua.write_text(FRESH_TOKENS_LUA.replace("TOKENS_FILE", str(tokens)))
     www = work / "nginx" / "www"
-    (www / "floor").mkdir(parents=True)
+    for folder in ("floor", "o2p"):
+        (www / folder).mkdir(parents=True)
+        (www / folder / "ok.txt").write_text("ok\n")
     (www / "ok.txt").write_text("ok\n")
-    (www / "floor" / "ok.txt").write_text("ok\n")
     return setup
+
+
+ALL_TARGETS = "abckuwdeor"
 
 
 def targets(setup: Setup, chosen: str) -> list[Target]:
@@ -202,53 +244,111 @@ def targets(setup: Setup, chosen: str) -> list[Target]:
         return lambda port: [str(BIN / "uvicorn"), app, "--app-dir", str(HERE.parent),
                              "--port", str(port), *UVICORN_FLAGS]  # fmt: skip
 
-    def verifier(port: int) -> list[str]:
-        return [str(BIN / "authgate-verifier"), "--port", str(port)]
+    def verifier(*flags: str) -> Callable[[int], list[str]]:
+        return lambda port: [str(BIN / "authgate-verifier"), "--port", str(port), *flags]
 
-    hot = setup.hot()
+    def fixed(args: list[str]) -> Callable[[int], list[str]]:
+        return lambda port: args
+
+    hot = fixed(setup.hot())
+    cookie = fixed(["-H", f"Cookie: __Host-authgate_session={setup.token()}"])
+    env = setup.verifier_env
     every = [
-        Target("a nginx floor (return 204)", None, "/floor/ok.txt", hot),
-        Target("b raw ASGI 204 (uvicorn)", uvicorn("bench.raw_asgi:app"), "/ok.txt", hot),
-        Target("c verifier, hot path", verifier, "/ok.txt", hot),
-        Target("d verifier, every token new", verifier, "/ok.txt", ["-s", str(setup.lua)]),
-        Target("e seed: framework + PyJWT + Redis", uvicorn("bench.seed_verifier:app"),
-               "/ok.txt", hot),
+        Target("a", "nginx floor (return 204)", None, "/floor/ok.txt", hot),
+        Target("b", "raw ASGI 204 (uvicorn)", uvicorn("bench.raw_asgi:app"), "/ok.txt", hot),
+        Target("c", "verifier, cached, bearer", verifier(), "/ok.txt", hot, env),
+        Target("k", "verifier, cached, cookie", verifier(), "/ok.txt", cookie, env),
+        Target("u", "verifier under uvicorn, bearer", verifier("--server", "uvicorn"),
+               "/ok.txt", hot, env),
+        Target("w", "verifier, 2 workers, bearer", verifier("--workers", "2"), "/ok.txt", hot,
+               env),
+        Target("d", "verifier, every token new", verifier(), "/ok.txt",
+               fixed(["-s", str(setup.lua)]), env),
+        Target("e", "seed: framework + PyJWT + Redis", uvicorn("bench.seed_verifier:app"),
+               "/ok.txt", hot, setup.seed_env),
     ]  # fmt: skip
-    return [t for t in every if t.name[0] in chosen]
+    built = setup.oauth2_proxy
+    if built is not None:
+        htpasswd = setup.work / "htpasswd"
+
+        def signed_in(port: int) -> list[str]:
+            return ["-H", f"Cookie: {oauth2_proxy.sign_in(port)}"]
+
+        every += [
+            Target("o", f"oauth2-proxy {oauth2_proxy.VERSION}, cookie store",
+                   lambda port: oauth2_proxy.command(built, port, htpasswd, None),
+                   "/o2p/ok.txt", signed_in),
+            Target("r", f"oauth2-proxy {oauth2_proxy.VERSION}, Redis store",
+                   lambda port: oauth2_proxy.command(built, port, htpasswd, setup.oauth2_redis),
+                   "/o2p/ok.txt", signed_in),
+        ]  # fmt: skip
+    return [t for t in every if t.key in chosen]
 
 
-def measure(setup: Setup, target: Target, args: argparse.Namespace, pin: bool) -> Result:
-    """One target behind a fresh nginx: preflight, warm-up, then wrk."""
+def measure(setup: Setup, target: Target, args: argparse.Namespace, pin: bool) -> Measured:
+    """One target behind a fresh nginx: preflight, warm-up, then wrk, its CPU time read
+    from /proc before and after."""
     port, nginx_port = free_port(), free_port()
     addresses = {"AUTHGATE_NGINX_LISTEN": f"127.0.0.1:{nginx_port}",
                  "AUTHGATE_VERIFIER_ADDR": f"127.0.0.1:{port}"}  # fmt: skip
     nginx = Nginx(setup.work / "nginx", HERE / "nginx.conf.template", addresses)
-    env = setup.seed_env if target.name.startswith("e") else setup.verifier_env
     argv = None
     if target.command is not None:
         argv = (["taskset", "-c", "1"] if pin else []) + target.command(port)
-    with process(argv, port, env) if argv else _nothing():
+    with process(argv, port, target.env) if argv else _nothing() as child:
         nginx.start(nginx_port)
         try:
             url = f"http://127.0.0.1:{nginx_port}{target.path}"
-            preflight(url, setup.token(), target.name, setup.work)
+            wrk_args = target.wrk_args(port)
+            headers = wrk_args[1::2] if wrk_args[0] == "-H" else setup.hot()[1::2]
+            preflight(url, headers, target.name, setup.work)
             # Warm-up: fill caches and keep-alive pools before measuring.
-            warm = ["wrk", "-t1", "-c8", "-d1s", *setup.hot(), url]
+            warm = ["wrk", "-t1", "-c8", "-d1s", *wrk_args, url]
             subprocess.run(warm, capture_output=True, check=True)
-            rps, p99, requests, bad = wrk(url, args, target.wrk_args)
+            before = group_cpu_seconds(child.pid) if child else None
+            run = wrk_run(url, args.connections, args.duration, wrk_args)
+            cpu = group_cpu_seconds(child.pid) - before if child and before is not None else None
         finally:
             nginx.stop()
-    if target.name.startswith("d") and requests > setup.fresh:
-        log(f"bench: note: (d) sent {requests} requests for {setup.fresh} tokens")
-    return Result(target.name, rps, p99, requests, bad)
+    if target.key == "d" and run.requests > setup.fresh:
+        log(f"bench: note: (d) sent {run.requests} requests for {setup.fresh} tokens")
+    return Measured(target.key, target.name, run.rps, run.p50_ms, run.p99_ms, run.requests,
+                    run.non_2xx, cpu)  # fmt: skip
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in the group `pgid` (the target and
+    any workers it forked), from /proc/<pid>/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # fields[0] is the state (field 3 of proc(5)): pgrp is field 5, utime 14, stime 15.
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def run(args: argparse.Namespace) -> None:
     with (
         services.running(args, "redis") as urls,
         tempfile.TemporaryDirectory(prefix="authgate-bench-") as tmp,
+        ExitStack() as stack,
     ):
-        setup = prepare(Path(tmp), urls["redis"], args.duration)
+        want_peer = bool({"o", "r"} & set(args.targets))
+        setup = prepare(Path(tmp), urls["redis"], args.duration, want_peer)
+        if setup.oauth2_proxy is not None and "r" in args.targets:
+            # oauth2-proxy's Redis store gets a redis-server of its own, on a free port.
+            own = LocalRedis(Path(tmp) / "oauth2-proxy-redis", free_port())
+            stack.callback(own.stop)
+            own.start()
+            setup.oauth2_redis = own.url
         chosen = targets(setup, args.targets)
         # --pin: the target alone on core 1, nginx and wrk on core 0, so that the target's
         # own cost decides its throughput. Off by default: nginx, the verifier and the
@@ -256,18 +356,27 @@ def run(args: argparse.Namespace) -> None:
         pin = args.pin and (os.cpu_count() or 1) >= 2
         if pin:
             os.sched_setaffinity(0, {0})  # this process, hence nginx and wrk
-        rounds: list[list[Result]] = []
+        rounds: list[list[Measured]] = []
         for round_no in range(1, args.rounds + 1):
             results = []
             for target in chosen:
                 log(f"bench: round {round_no}/{args.rounds}: {target.name} ...")
                 results.append(measure(setup, target, args, pin))
             rounds.append(results)
-        report(rounds, args, pin)
+        placement = "target pinned to core 1, nginx + wrk on core 0" if pin else "no pinning"
+        print(
+            f"\nverifier benchmark: nginx 1 worker, wrk 1 thread, {args.connections}"
+            f" connections, {args.duration}s x {len(rounds)} round(s); {placement}\n"
+        )
+        report.table(rounds)
+        if args.svg is not None:
+            args.svg.write_text(report.svg(rounds, args.connections))
+            log(f"bench: plot written to {args.svg}")
 
 
-def preflight(url: str, token: str, name: str, work: Path) -> None:
-    status = httpx.get(url, headers={"Authorization": f"Bearer {token}"}).status_code
+def preflight(url: str, headers: list[str], name: str, work: Path) -> None:
+    fields = dict(h.split(": ", 1) for h in headers)
+    status = httpx.get(url, headers=fields).status_code
     if status != 200:
         sys.exit(f"bench: {name}: preflight got {status}; see {work}/nginx/error.log")
 
@@ -275,60 +384,6 @@ def preflight(url: str, token: str, name: str, work: Path) -> None:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
-
-
-def report(rounds: list[list[Result]], args: argparse.Namespace, pin: bool) -> None:
-    """Per target the median over rounds; each ratio is taken within a round, then the median."""
-    names = [r.name for r in rounds[0]]
-    by_round = [{r.name[0]: r for r in results} for results in rounds]
-    placement = "target pinned to core 1, nginx + wrk on core 0" if pin else "no pinning"
-    print(
-        f"\nverifier benchmark: nginx 1 worker, wrk 1 thread, {args.connections} connections,"
-        f" {args.duration}s x {len(rounds)} round(s); {placement}\n"
-    )
-    print(f"{'target (median of rounds)':<38}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>9}")
-    for i, name in enumerate(names):
-        runs = [results[i] for results in rounds]
-        rps = median(r.rps for r in runs)
-        p99 = median(r.p99_ms for r in runs)
-        print(f"{name:<38}{rps:>10.0f}{p99:>10.2f}{sum(r.non_2xx for r in runs):>9}")
-    if not {"b", "c", "e"} <= by_round[0].keys():
-        return
-
-    def ratio(f: Callable[[dict[str, Result]], float]) -> tuple[float, str]:
-        values = [f(by) for by in by_round]
-        return median(values), " ".join(f"{v:.2f}" for v in values)
-
-    checks = [
-        (
-            "c/b  throughput vs Python floor",
-            ratio(lambda by: by["c"].rps / by["b"].rps),
-            ">=",
-            0.85,
-        ),
-        ("c/e  throughput vs seed verifier", ratio(lambda by: by["c"].rps / by["e"].rps), ">=", 8),
-        ("p99(c)/p99(b)", ratio(lambda by: by["c"].p99_ms / by["b"].p99_ms), "<=", 2),
-    ]
-    if "d" in by_round[0]:
-        checks.append(
-            ("d/e  cold path vs seed verifier", ratio(lambda by: by["d"].rps / by["e"].rps), "", 0)
-        )
-    if "a" in by_round[0]:
-        checks.append(
-            ("c/a  verifier vs nginx floor", ratio(lambda by: by["c"].rps / by["a"].rps), "", 0)
-        )
-    print(f"\n{'ratio':<38}{'median':>8}  {'target':<8}{'':<8}per round")
-    for label, (value, each), op, bound in checks:
-        if op:
-            ok = value >= bound if op == ">=" else value <= bound
-            target, mark = f"{op} {bound:g}", "ok" if ok else "MISSED"
-        else:
-            target, mark = "(info)", ""
-        print(f"{label:<38}{value:>8.2f}  {target:<8}{mark:<8}{each}")
-    if any(r.non_2xx for results in rounds for r in results):
-        print(
-            "\nwarning: some answers were not 2xx; the numbers are not comparable", file=sys.stderr
-        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import StartFailed, free_port
 from stack.rabbitmq_cluster import RabbitMQCluster
 from stack.services import Unavailable
+from verifier.settings import SERVERS
 
 from .backends import backend
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
@@ -98,10 +99,20 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
+@pytest.fixture(scope="session", params=SERVERS)
+def verifier_server(request: pytest.FixtureRequest) -> str:
+    """Each HTTP server the verifier runs under (AUTHGATE_SERVER): every test that starts
+    a verifier runs once against each, so both keep the same behaviour."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def verifier(jwks_server: JwksServer, redis_url: str, logs: Path) -> Iterator[VerifierProcess]:
+def verifier(
+    jwks_server: JwksServer, redis_url: str, logs: Path, verifier_server: str
+) -> Iterator[VerifierProcess]:
     """The verifier shared by most tests (tests that fault the JWKS start their own)."""
-    process = VerifierProcess(verifier_env(jwks_server.jwks_url, redis_url), logs)
+    env = verifier_env(jwks_server.jwks_url, redis_url, AUTHGATE_SERVER=verifier_server)
+    process = VerifierProcess(env, logs)
     process.wait_ready()
     yield process
     process.stop()

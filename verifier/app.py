@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from authgate.logs import configure_logging
 from authgate.paths import normalize_host, normalize_path, unsafe_path
 from authgate.tokens import Claims, TokenVerifier
 
+from .answers import ANONYMOUS, Answer
 from .asgi import Message, Receive, Scope, Send
 from .metrics import Metrics
 from .ops import Operations
@@ -40,9 +42,10 @@ from .settings import Settings, load_settings
 log = logging.getLogger("authgate.verifier")
 
 EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
-ANONYMOUS: Message = {"type": "http.response.start", "status": 204, "headers": ()}
 #: Bound on the request-shape → rule cache; cleared when full (paths are unbounded).
 RULE_CACHE_SIZE = 10_000
+#: Bound on the header names known to be outside authgate's namespace (cleared when full).
+CLEAN_NAMES_SIZE = 1_000
 #: Stands for "no rule matched" (and an unknown rule name): deny.
 NO_MATCH = Rule(name="(no match)", access=Access.DENY)
 #: The names in authgate's namespace that nginx sets itself, on the auth subrequest
@@ -82,6 +85,17 @@ class Request(NamedTuple):
         return f"{(self.method or b'-').decode('latin-1')} {path}"
 
 
+class Pending(NamedTuple):
+    """A decision waiting for I/O: the credential to verify and what the answer needs."""
+
+    token: bytes
+    rule: Rule
+    fields: dict[bytes, bytes]
+    started: float
+    #: A public rule: a failure means anonymous, not a refusal.
+    optional: bool
+
+
 class VerifierApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -100,38 +114,53 @@ class VerifierApp:
             algorithms=settings.algorithms,
             leeway=settings.leeway,
             cache_size=settings.token_cache_size,
+            cache_bytes=settings.token_cache_bytes,
         )
         self.sessions = SessionStore(
             settings.redis_url,
             cache_size=settings.session_cache_size,
+            cache_bytes=settings.session_cache_bytes,
             max_age=settings.session_cache_max_age,
         )
         self._token_cache = self.tokens.cache
         self._session_cache = self.sessions.cache
         self._policy = settings.policy
         self._rule_cache: dict[tuple[bytes | None, ...], Rule] = {}
+        self._clean_names: set[bytes] = set(NGINX_SETS)
         self._cookie_name = settings.session_cookie
         login = settings.login_url
         self._login_base = None if login is None else login + ("&" if "?" in login else "?") + "rd="
         self._log_success = log.isEnabledFor(logging.DEBUG)
-        self._ops = Operations(self.keys, self.tokens, self.sessions, self.metrics)
+        self.ops = Operations(self.keys, self.tokens, self.sessions, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """`/verify` is handled right here (the hot path); everything else is delegated."""
+        """The ASGI face (under uvicorn): `/verify` is decided right here; everything else
+        is delegated."""
         if scope["type"] != "http" or scope["path"] != "/verify":
             await self._other(scope, receive, send)
             return
+        answer = self.decide(scope["headers"])
+        if type(answer) is Pending:
+            answer = await self.settle(answer)
+        await send(answer.start)  # type: ignore[union-attr]
+        await send(EMPTY_BODY)
+
+    def decide(self, headers: Sequence[tuple[bytes, bytes]]) -> Answer | Pending:
+        """Decide a subrequest from its headers (names lower-case) without any I/O: the
+        answer, or what `settle` needs when a token must be verified or a session read.
+
+        Both servers (verifier/server.py and uvicorn through `__call__`) run this code.
+        """
         started = time.perf_counter()
-        headers = scope["headers"]
         fields = dict(headers)
         duplicate = False
         if len(fields) != len(headers):  # rare: some header came twice
             fields, duplicate = _merge_repeated(headers)
         get = fields.get
-        for name in fields:  # a client's header in authgate's namespace is refused
-            if (name[:6] == b"x-auth" or name[:10] == b"x-original") and name not in NGINX_SETS:
-                await self._forged(name, send, started)
-                return
+        if not fields.keys() <= self._clean_names:  # names not seen before: check them
+            forged = self._check_names(fields)
+            if forged is not None:
+                return self._forged(forged, started)
         host = get(b"x-forwarded-host") or get(b"host")
         uri, method = get(b"x-original-uri"), get(b"x-original-method")
         named = get(b"x-authgate-policy")
@@ -146,43 +175,93 @@ class VerifierApp:
                     record = self._cached_identity(authorization[7:])
                 if record is None:  # parse the credential fully; verify what isn't cached
                     token = self._credential(authorization, get(b"cookie"), duplicate)
-                    record = await self._identify(token)
+                    record = self._cached_identity(token)
+                    if record is None:
+                        return Pending(token, rule, fields, started, False)
                 if rule.restricted and not rule.allows(record.roles, record.scopes, record.kind):
                     raise Forbidden(
                         f"rule {rule.name}: missing role or scope, or not a {record.kind}"
                     )
             elif rule.access is Access.PUBLIC:
-                record = await self._identify_optional(
-                    get(b"authorization"), get(b"cookie"), duplicate
-                )
+                # On a public rule identity is a courtesy: any failure means anonymous.
+                try:
+                    token = self._credential(get(b"authorization"), get(b"cookie"), duplicate)
+                except AuthError:
+                    return self._success(None, rule, started)
+                record = self._cached_identity(token)
+                if record is None:
+                    return Pending(token, rule, fields, started, True)
             else:
                 raise Forbidden(f"rule {rule.name} denies")
         except AuthError as exc:
-            request = Request(
-                uri, method, host, get(b"x-forwarded-proto"), get(b"x-forwarded-port")
-            )
-            await self._refuse(exc, send, rule, request)
-            outcome = "error" if isinstance(exc, Unavailable) else "failure"
-            self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
-            return
-        await send(ANONYMOUS if record is None else record.answer)
-        await send(EMPTY_BODY)
+            return self._refusal(exc, rule, fields, started)
+        return self._success(record, rule, started)
+
+    async def settle(self, pending: Pending) -> Answer:
+        """Finish what `decide` could not: verify the token, read the session."""
+        rule = pending.rule
+        try:
+            record: SessionRecord | None = await self._identify(pending.token)
+            if rule.restricted and not rule.allows(record.roles, record.scopes, record.kind):  # type: ignore[union-attr]
+                raise Forbidden(f"rule {rule.name}: missing role or scope, or not a {record.kind}")  # type: ignore[union-attr]
+        except AuthError as exc:
+            if not pending.optional:
+                return self._refusal(exc, rule, pending.fields, pending.started)
+            record = None
+        return self._success(record, rule, pending.started)
+
+    def _success(self, record: SessionRecord | None, rule: Rule, started: float) -> Answer:
         self.metrics.observe_success(time.perf_counter() - started)
         if self._log_success:
             log.debug("auth success: rule=%s sub=%s", rule.name, record.sub if record else "-")
+        return ANONYMOUS if record is None else record.answer
 
-    async def _forged(self, name: bytes, send: Send, started: float) -> None:
+    def _refusal(
+        self, exc: AuthError, rule: Rule, fields: dict[bytes, bytes], started: float
+    ) -> Answer:
+        get = fields.get
+        request = Request(
+            get(b"x-original-uri"), get(b"x-original-method"),
+            get(b"x-forwarded-host") or get(b"host"), get(b"x-forwarded-proto"),
+            get(b"x-forwarded-port"),
+        )  # fmt: skip
+        answer = self._refuse(exc, rule, request)
+        outcome = "error" if isinstance(exc, Unavailable) else "failure"
+        self.metrics.observe(outcome, exc.status, time.perf_counter() - started)
+        return answer
+
+    def _check_names(self, fields: dict[bytes, bytes]) -> bytes | None:
+        """A client's header in authgate's namespace (refused), or None; names that pass
+        are remembered, so that nginx's usual set costs one set comparison."""
+        for name in fields:
+            if (name[:6] == b"x-auth" or name[:10] == b"x-original") and name not in NGINX_SETS:
+                return name
+        if len(self._clean_names) >= CLEAN_NAMES_SIZE:
+            self._clean_names = set(NGINX_SETS)
+        self._clean_names.update(fields)
+        return None
+
+    def _forged(self, name: bytes, started: float) -> Answer:
         """X-Auth-*, X-Authgate-* and X-Original-* are authgate's: a client that sends one
         (other than what nginx sets over it) is refused, so none reaches an upstream."""
         exc = Forbidden(f"client sent {name.decode('latin-1')[:64]}")
-        await self._refuse(exc, send, NO_MATCH, Request(None, None, None, None, None))
+        answer = self._refuse(exc, NO_MATCH, Request(None, None, None, None, None))
         self.metrics.observe("failure", exc.status, time.perf_counter() - started)
+        return answer
+
+    def oversized(self, limit: int) -> Answer:
+        """Request headers past the server's limit: a credential too large to read (401),
+        so that nginx relays a refusal rather than turning an error into a 500."""
+        exc = InvalidRequest(f"request headers over {limit} bytes")
+        answer = self._refuse(exc, NO_MATCH, Request(None, None, None, None, None))
+        self.metrics.observe("failure", exc.status, 0.0)
+        return answer
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._ops.route(scope["path"])(send)
+            await self.ops.route(scope["path"])(send)
         elif scope["type"] == "lifespan":
-            await self._ops.lifespan(receive, send)
+            await self.ops.lifespan(receive, send)
 
     def _select(
         self, named: bytes | None, host: bytes | None, uri: bytes | None, method: bytes | None
@@ -269,16 +348,7 @@ class VerifierApp:
             raise InvalidToken("token and session disagree on sub")
         return record
 
-    async def _identify_optional(
-        self, authorization: bytes | None, cookie: bytes | None, duplicate: bool
-    ) -> SessionRecord | None:
-        """On a public rule identity is a courtesy: any failure just means anonymous."""
-        try:
-            return await self._identify(self._credential(authorization, cookie, duplicate))
-        except AuthError:
-            return None
-
-    async def _refuse(self, exc: AuthError, send: Send, rule: Rule, request: Request) -> None:
+    def _refuse(self, exc: AuthError, rule: Rule, request: Request) -> Answer:
         headers: list[tuple[bytes, bytes]] = []
         if exc.status == 401:
             challenge = 'Bearer realm="authgate"'
@@ -293,15 +363,14 @@ class VerifierApp:
             challenge = f'Bearer realm="authgate", error="insufficient_scope", scope="{scope}"'
             headers.append((b"www-authenticate", challenge.encode()))
         headers.append((b"content-length", b"0"))
-        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-        await send(EMPTY_BODY)
         if isinstance(exc, Unavailable):
             log.error("auth error: %s (rule=%s %s)", exc, rule.name, request)
         else:
             log.info("auth failure: %d %s (rule=%s %s)", exc.status, exc, rule.name, request)
+        return Answer(exc.status, headers)
 
 
-def _merge_repeated(headers: list[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], bool]:
+def _merge_repeated(headers: Sequence[tuple[bytes, bytes]]) -> tuple[dict[bytes, bytes], bool]:
     """Headers by name when some came twice: Cookie lines joined (RFC 9113 §8.2.3 allows
     splitting them), and whether Authorization was repeated (ambiguous: refused)."""
     fields: dict[bytes, bytes] = {}

@@ -1,4 +1,5 @@
-"""`authgate-verifier`: validate the settings, then serve under uvicorn."""
+"""`authgate-verifier`: validate the settings, then serve: with the verifier's own server
+(verifier/server.py, the default) or under uvicorn (`--server uvicorn`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from authgate.config import ConfigError, redact_url, to_environ
 from authgate.logs import configure_logging
 from authgate.serving import UVICORN
 
-from .settings import OPTIONS, load_settings
+from . import server, workers
+from .app import create_app
+from .settings import OPTIONS, Settings, load_settings
 
 log = logging.getLogger("authgate.verifier")
 
@@ -29,13 +32,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.update(to_environ(OPTIONS, settings))
     configure_logging(settings.log_level)
     log.info(
-        "verifier on http://%s:%d (%d worker(s)), redis %s, issuer %s",
+        "verifier on http://%s:%d (%s server, %d worker(s)), redis %s, issuer %s",
         settings.host,
         settings.port,
+        settings.server,
         settings.workers,
         redact_url(settings.redis_url),
         settings.issuer,
     )
+    if settings.server == "protocol":
+        sys.exit(serve(settings))
     uvicorn.run(
         "verifier.app:create_app",
         factory=True,
@@ -48,6 +54,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         # and never sends on a connection uvicorn has just dropped.
         timeout_keep_alive=75,
     )
+
+
+def serve(settings: Settings) -> int:
+    """The verifier's own server, in this process or in `workers` forked ones."""
+    limits = server.Limits(settings.header_timeout, settings.body_timeout)
+
+    def work() -> int:
+        return server.run(create_app, settings.host, settings.port, limits,
+                          reuse_port=settings.workers > 1)  # fmt: skip
+
+    if settings.workers == 1:
+        return work()
+    return workers.supervise(settings.workers, work)
 
 
 if __name__ == "__main__":

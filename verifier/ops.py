@@ -47,13 +47,24 @@ class Operations:
         await respond(send, 200 if ready else 503, body, b"application/json")
 
     async def _render_metrics(self, send: Send) -> None:
-        sessions, keys = self._sessions, self._keys
+        sessions, keys, tokens = self._sessions, self._keys, self._tokens
         text = self._metrics.render(
             {
                 "authgate_verifier_token_cache_entries": (
                     "Verified tokens cached.", self._tokens.cache_len),
                 "authgate_verifier_session_cache_entries": (
                     "Session records cached.", sessions.cache_len),
+                "authgate_verifier_token_cache_bytes": (
+                    "Memory of the cached tokens, estimated.", lambda: tokens.cache.bytes),
+                "authgate_verifier_session_cache_bytes": (
+                    "Memory of the cached session records, estimated.",
+                    lambda: sessions.cache.bytes),
+                "authgate_verifier_token_cache_evictions": (
+                    "Tokens pushed out of the cache by its bounds.",
+                    lambda: tokens.cache.evictions),
+                "authgate_verifier_session_cache_evictions": (
+                    "Session records pushed out of the cache by its bounds.",
+                    lambda: sessions.cache.evictions),
                 "authgate_verifier_session_events_subscribed": (
                     "1 while subscribed to session events.", lambda: int(sessions.subscribed)),
                 "authgate_verifier_jwks_keys_ready": (
@@ -64,20 +75,27 @@ class Operations:
         )  # fmt: skip
         await respond(send, 200, text.encode(), b"text/plain; version=0.0.4")
 
+    async def startup(self) -> None:
+        await self._keys.start()
+        await self._sessions.start()
+
+    async def shutdown(self) -> None:
+        await self._sessions.close()
+        await self._keys.close()
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
+        """ASGI lifespan (under uvicorn): `startup` and `shutdown`."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self._keys.start()
-                    await self._sessions.start()
+                    await self.startup()
                 except Exception as exc:  # report any start failure to the server
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self._sessions.close()
-                await self._keys.close()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from authgate import redis_client
+from authgate.bounded import BoundedCache
 from authgate.config import redact_url
 from authgate.contract import (
     HEADER_KIND,
@@ -36,6 +37,8 @@ from authgate.contract import (
 )
 from authgate.errors import Unavailable
 
+from .answers import Answer
+
 log = logging.getLogger("authgate.verifier")
 
 #: Characters that may not appear in a header value (CTLs, RFC 9110 §5.5).
@@ -51,8 +54,8 @@ class SessionRecord:
     expires_at: float
     #: `user` or `client` (contract.KINDS).
     kind: str
-    #: The ready-made ASGI start message of the 204 answer.
-    answer: dict[str, object]
+    #: The ready-made 204 answer with the identity headers.
+    answer: Answer
 
 
 def build_record(sid: str, fields: dict[str, str], expires_at: float) -> SessionRecord:
@@ -73,8 +76,23 @@ def build_record(sid: str, fields: dict[str, str], expires_at: float) -> Session
         scopes=frozenset(fields.get(SESSION_FIELD_SCOPE, "").split()),
         expires_at=expires_at,
         kind=kind,
-        answer={"type": "http.response.start", "status": 204, "headers": tuple(headers)},
+        answer=Answer(204, headers),
     )
+
+
+#: A cached session's memory beyond its variable parts (SessionRecord, its Answer with
+#: the start message and header tuples, two frozensets, the sid and sub str objects, the
+#: dict slot), from bench/memory.py on CPython 3.11; and per identity header.
+SESSION_ENTRY_BYTES = 1100
+HEADER_BYTES = 130
+
+
+def weigh(sid: str, record: SessionRecord) -> int:
+    """What a cached session costs in memory, near enough (bench/memory.py checks it):
+    the answer's bytes count twice (its head, and the header values it was built from)."""
+    answer = record.answer
+    return (SESSION_ENTRY_BYTES + len(sid) + len(record.sub) + 2 * len(answer.raw)
+            + HEADER_BYTES * len(answer.headers))  # fmt: skip
 
 
 class SessionStore:
@@ -83,6 +101,7 @@ class SessionStore:
         redis_url: str,
         *,
         cache_size: int,
+        cache_bytes: int,
         max_age: float,
         timeout: float = 2.0,
         ping_interval: float = 5.0,
@@ -95,7 +114,7 @@ class SessionStore:
         self._ping_interval = ping_interval
         self._clock = clock
         #: Live sessions by sid. Read directly on the hot path; written only here.
-        self.cache: dict[str, SessionRecord] = {}
+        self.cache: BoundedCache[str, SessionRecord] = BoundedCache(cache_size, cache_bytes, weigh)
         self._inflight: dict[str, asyncio.Future[SessionRecord | None]] = {}
         self._raced: set[str] = set()
         self._generation = 0
@@ -121,7 +140,7 @@ class SessionStore:
         """The cached record of a live session at `now` (the hot path), or None."""
         record = self.cache.get(sid)
         if record is not None and record.expires_at <= now:
-            self.cache.pop(sid, None)
+            self.cache.drop(sid)
             return None
         return record
 
@@ -151,9 +170,7 @@ class SessionStore:
             and generation == self._generation
             and self.cache_size
         ):
-            if len(self.cache) >= self.cache_size:
-                del self.cache[next(iter(self.cache))]
-            self.cache[sid] = record
+            self.cache.put(sid, record)
         return record
 
     async def _read(self, sid: str) -> SessionRecord | None:
@@ -173,7 +190,7 @@ class SessionStore:
         return build_record(sid, fields, expires_at)
 
     def invalidate(self, sid: str) -> None:
-        self.cache.pop(sid, None)
+        self.cache.drop(sid)
         if sid in self._inflight:
             self._raced.add(sid)
 
@@ -182,7 +199,7 @@ class SessionStore:
         # their invalidation, and a fetch that spans the change must not be cached.
         self.subscribed = subscribed
         self._generation += 1
-        self.cache.clear()
+        self.cache.reset()
 
     async def _subscribe_forever(self) -> None:
         backoff = 0.05

@@ -15,11 +15,14 @@ from authgate.contract import (
     DEFAULT_LEEWAY,
     DEFAULT_REDIS_URL,
 )
+from authgate.tokens import DEFAULT_CACHE_BYTES
 
 from .policy import DEFAULT_POLICY, Policy, PolicyError, load_policy
 
 #: RFC 6265 §4.1.1: a cookie name is an RFC 2616 token.
 COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: The HTTP servers the verifier runs under (verifier/server.py, or uvicorn).
+SERVERS = ("protocol", "uvicorn")
 
 
 def _algorithms(raw: str) -> frozenset[str]:
@@ -34,6 +37,13 @@ def _algorithms(raw: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _server(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SERVERS:
+        raise ValueError(f"{raw!r} is not one of {', '.join(SERVERS)}")
+    return value
+
+
 def _cookie_name(raw: str) -> str:
     value = raw.strip()
     if not COOKIE_NAME.fullmatch(value):
@@ -45,6 +55,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", config.text, "127.0.0.1", "address to listen on"),
     Option("port", config.integer(1, 65535), "9181", "port to listen on"),
     Option("workers", config.integer(1, 64), "1", "worker processes"),
+    Option("server", _server, "protocol",
+           "protocol: the verifier's own HTTP server (httptools + uvloop); uvicorn: ASGI"),
     Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
            "Redis holding the sessions"),
     Option("issuer", config.text, None, "expected `iss` of tokens (the issuer's base URL)"),
@@ -61,8 +73,12 @@ OPTIONS: tuple[Option, ...] = (
            "clock skew allowed on exp/nbf/iat, seconds"),
     Option("token_cache_size", config.integer(0, 10_000_000), "100000",
            "verified tokens kept in memory (0: off)"),
+    Option("token_cache_bytes", config.integer(1024, 1 << 40), str(DEFAULT_CACHE_BYTES),
+           "memory the token cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_size", config.integer(0, 10_000_000), "100000",
            "session records kept in memory while subscribed (0: off)"),
+    Option("session_cache_bytes", config.integer(1024, 1 << 40), str(DEFAULT_CACHE_BYTES),
+           "memory the session cache may use, bytes (estimated per entry; oldest evicted)"),
     Option("session_cache_max_age", config.number(0.1, 3600), "60",
            "longest a cached session record is used, seconds"),
     Option("jwks_refresh_interval", config.number(1, 86400), "300",
@@ -78,6 +94,7 @@ class Settings:
     host: str
     port: int
     workers: int
+    server: str
     redis_url: str
     issuer: str
     audience: str
@@ -90,7 +107,9 @@ class Settings:
     login_url: str | None
     leeway: int
     token_cache_size: int
+    token_cache_bytes: int
     session_cache_size: int
+    session_cache_bytes: int
     session_cache_max_age: float
     jwks_refresh_interval: float
     jwks_kid_interval: float

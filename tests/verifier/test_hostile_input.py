@@ -102,9 +102,11 @@ def test_a_client_header_in_authgates_namespace_is_refused(
 
 
 @pytest.fixture(scope="module")
-def impatient(jwks_server: JwksServer, redis_url: str, logs: Path) -> Iterator[VerifierProcess]:
+def impatient(
+    jwks_server: JwksServer, redis_url: str, logs: Path, verifier_server: str
+) -> Iterator[VerifierProcess]:
     env = verifier_env(jwks_server.jwks_url, redis_url, AUTHGATE_HEADER_TIMEOUT="1",
-                       AUTHGATE_BODY_TIMEOUT="1")  # fmt: skip
+                       AUTHGATE_BODY_TIMEOUT="1", AUTHGATE_SERVER=verifier_server)  # fmt: skip
     process = VerifierProcess(env, logs)
     process.wait_ready()
     yield process

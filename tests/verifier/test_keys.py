@@ -29,11 +29,14 @@ def own_jwks(signing_key: SigningKey) -> Iterator[JwksServer]:
 
 
 @pytest.fixture
-def start_verifier(own_jwks: JwksServer, redis_url: str, logs: Path) -> Iterator[StartVerifier]:
+def start_verifier(
+    own_jwks: JwksServer, redis_url: str, logs: Path, verifier_server: str
+) -> Iterator[StartVerifier]:
     """Start verifiers of this test's own, against `own_jwks`; stopped after the test."""
     started: list[VerifierProcess] = []
 
     def start(ready: bool = True, **env: str) -> VerifierProcess:
+        env = {"AUTHGATE_SERVER": verifier_server, **env}
         process = VerifierProcess(verifier_env(own_jwks.jwks_url, redis_url, **env), logs)
         started.append(process)
         if ready:

@@ -60,11 +60,13 @@ def test_metrics_count_decisions_and_cache_hits(
 
 
 @pytest.fixture
-def redisless_verifier(jwks_server: JwksServer, logs: Path) -> Iterator[VerifierProcess]:
+def redisless_verifier(
+    jwks_server: JwksServer, logs: Path, verifier_server: str
+) -> Iterator[VerifierProcess]:
     """A verifier whose Redis is a port nothing listens on."""
-    process = VerifierProcess(
-        verifier_env(jwks_server.jwks_url, f"redis://127.0.0.1:{free_port()}/0"), logs
-    )
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    env = verifier_env(jwks_server.jwks_url, nowhere, AUTHGATE_SERVER=verifier_server)
+    process = VerifierProcess(env, logs)
     wait_for_port(process.port, process.process)
     yield process
     process.stop()
@@ -93,13 +95,14 @@ def test_redis_down_means_503_for_protected_and_still_204_for_public(
 
 
 def test_redis_outage_then_recovery(
-    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions, signing_key: SigningKey
-) -> None:
+    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions,
+    signing_key: SigningKey, verifier_server: str,
+) -> None:  # fmt: skip
     target = urlsplit(redis_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    process = VerifierProcess(
-        verifier_env(jwks_server.jwks_url, f"redis://127.0.0.1:{proxy.port}{target.path}"), logs
-    )
+    through = f"redis://127.0.0.1:{proxy.port}{target.path}"
+    env = verifier_env(jwks_server.jwks_url, through, AUTHGATE_SERVER=verifier_server)
+    process = VerifierProcess(env, logs)
     try:
         process.wait_ready()
         sid = sessions.create("outage")

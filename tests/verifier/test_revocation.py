@@ -22,9 +22,10 @@ DEADLINE = 0.100
 
 @pytest.fixture
 def second_verifier(
-    jwks_server: JwksServer, redis_url: str, logs: Path
+    jwks_server: JwksServer, redis_url: str, logs: Path, verifier_server: str
 ) -> Iterator[VerifierProcess]:
-    process = VerifierProcess(verifier_env(jwks_server.jwks_url, redis_url), logs)
+    env = verifier_env(jwks_server.jwks_url, redis_url, AUTHGATE_SERVER=verifier_server)
+    process = VerifierProcess(env, logs)
     process.wait_ready()
     yield process
     process.stop()
@@ -107,9 +108,11 @@ def test_losing_the_subscription_drops_the_cache(
 
 
 def test_every_worker_of_a_multi_worker_verifier_enforces_revocation(
-    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions, signing_key: SigningKey
-) -> None:
-    process = VerifierProcess(verifier_env(jwks_server.jwks_url, redis_url), logs, "--workers", "2")
+    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions,
+    signing_key: SigningKey, verifier_server: str,
+) -> None:  # fmt: skip
+    env = verifier_env(jwks_server.jwks_url, redis_url, AUTHGATE_SERVER=verifier_server)
+    process = VerifierProcess(env, logs, "--workers", "2")
     try:
         process.wait_ready()
         sid = sessions.create("workers")
