@@ -200,10 +200,12 @@ class VerifierApp:
     async def settle(self, pending: Pending) -> Answer:
         """Finish what `decide` could not: verify the token, read the session."""
         rule = pending.rule
+        record: SessionRecord | None
         try:
-            record: SessionRecord | None = await self._identify(pending.token)
-            if rule.restricted and not rule.allows(record.roles, record.scopes, record.kind):  # type: ignore[union-attr]
-                raise Forbidden(f"rule {rule.name}: missing role or scope, or not a {record.kind}")  # type: ignore[union-attr]
+            found = await self._identify(pending.token)
+            if rule.restricted and not rule.allows(found.roles, found.scopes, found.kind):
+                raise Forbidden(f"rule {rule.name}: missing role or scope, or not a {found.kind}")
+            record = found
         except AuthError as exc:
             if not pending.optional:
                 return self._refusal(exc, rule, pending.fields, pending.started)
