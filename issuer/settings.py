@@ -69,7 +69,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", config.integer(1, 65535), "9180", "port to listen on"),
     Option("public_url", config.url("http", "https"), "http://127.0.0.1:9180",
            "the issuer's public base URL; also the `iss` of its tokens"),
-    Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
+    Option("redis_url", config.redis_url, DEFAULT_REDIS_URL,
            "Redis holding users and sessions"),
     Option("keys_dir", config.text, "run/issuer/keys",
            "signing keys; made on first start when empty"),

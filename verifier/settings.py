@@ -45,7 +45,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("host", config.text, "127.0.0.1", "address to listen on"),
     Option("port", config.integer(1, 65535), "9181", "port to listen on"),
     Option("workers", config.integer(1, 64), "1", "worker processes"),
-    Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
+    Option("redis_url", config.redis_url, DEFAULT_REDIS_URL,
            "Redis holding the sessions"),
     Option("issuer", config.text, None, "expected `iss` of tokens (the issuer's base URL)"),
     Option("audience", config.text, None, "expected `aud` of tokens"),
