@@ -7,6 +7,7 @@ no state needs resetting between tests.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from issuer.signing import SigningKey
 from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import free_port
+from stack.redis_ha import LocalCluster, LocalSentinel
 
 from .backends import backend
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
@@ -32,6 +34,40 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def amqp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with backend("amqp", tmp_path_factory.mktemp("rabbitmq")) as url:
         yield url
+
+
+#: How long each highly available Redis took to start, for the end-of-session summary.
+STARTED_IN: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    """1 master, 1 replica, 3 sentinels: started the first time a test asks, once."""
+    setup = LocalSentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        began = time.monotonic()
+        setup.start()
+        STARTED_IN["Redis Sentinel (1 master, 1 replica, 3 sentinels)"] = time.monotonic() - began
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """3 masters with a replica each: started the first time a test asks, once."""
+    setup = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        setup.start()
+        STARTED_IN["Redis Cluster (3 masters, 3 replicas)"] = setup.started_in
+        yield setup
+    finally:
+        setup.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, seconds in STARTED_IN.items():
+        terminalreporter.write_line(f"{what}: started in {seconds:.2f} s")
 
 
 @pytest.fixture(scope="session")
