@@ -28,9 +28,11 @@ def test_bin_demo_check() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     # Six requests, a browser sign-up, the member service's writes through the gateway
-    # (create, replay, 422, 403), the account deletion (its token refused, within 100 ms,
-    # her members gone, the event seen by `events tail`).
-    assert result.stdout.count(" ok\n") == 15, result.stdout
+    # (create, replay, 422, 403), a service account (its token, /api/stats, a person
+    # refused there, its token refused after suspension, within 100 ms), the account
+    # deletion (its token refused, within 100 ms, her members gone, the event seen by
+    # `events tail`).
+    assert result.stdout.count(" ok\n") == 20, result.stdout
     assert "WRONG" not in result.stdout
     assert "replayed=true members=1 ok" in result.stdout
     assert "Redis: " in result.stderr and "RabbitMQ: " in result.stderr  # where each came from
