@@ -31,7 +31,9 @@ def _server(workdir: Path, port: int, *extra: str) -> Child:
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
             "--dir", str(workdir), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--logfile", "", *extra]  # fmt: skip
+            "--daemonize", "no", "--logfile", "",
+            # A replica syncs at once (Redis 7 waits 5 s for others to share a sync).
+            "--repl-diskless-sync-delay", "0", *extra]  # fmt: skip
     return Child(argv, log=workdir / "redis.log").start()
 
 
@@ -40,6 +42,15 @@ def _crash(child: Child) -> None:
     os.killpg(child.pid, signal.SIGKILL)
     if child.process is not None:
         child.process.wait()
+
+
+def _linked(port: int) -> bool:
+    """The replica at `port` has finished its first sync and follows its master."""
+    try:
+        with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as node:
+            return bool(node.info("replication").get("master_link_status") == "up")
+    except redis.RedisError:
+        return False
 
 
 def _ping(port: int) -> bool:
@@ -70,6 +81,7 @@ class LocalSentinel:
         )
         for port, child in self.servers.items():
             child.wait_until(lambda p=port: _ping(p), "redis-server", 20)  # type: ignore[misc]
+        self.servers[replica].wait_until(lambda: _linked(replica), "redis replica", 20)
         for port in self.sentinel_ports:
             directory = self.workdir / f"sentinel-{port}"
             directory.mkdir(parents=True, exist_ok=True)
@@ -132,6 +144,19 @@ def _cluster_ports(count: int) -> list[int]:
     return chosen
 
 
+def _port(address: str) -> int:
+    """The port of a CLUSTER NODES address, `host:port@busport`."""
+    return int(address.split("@")[0].rsplit(":", 1)[1])
+
+
+def _covers(part: str, slot: int) -> bool:
+    """Does a CLUSTER NODES slot field (`5`, `0-5460`; `[…]` while migrating) hold `slot`?"""
+    if part.startswith("["):
+        return False
+    low, _, high = part.partition("-")
+    return int(low) <= slot <= int(high or low)
+
+
 class LocalCluster:
     """`masters` masters with one replica each, slots spread by `redis-cli --cluster`."""
 
@@ -169,35 +194,52 @@ class LocalCluster:
         self.started_in = time.monotonic() - began
 
     def _ready(self) -> bool:
-        """Every node says the cluster is ok and knows every other node."""
+        """Every node says the cluster is ok and knows every other node, and every
+        replica has finished its first sync (a failover test kills a master only once
+        its replica holds the data)."""
+        replicas = 0
         for port in self.ports:
             try:
                 with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as node:
                     info = node.execute_command("CLUSTER", "INFO")
                     known = node.execute_command("CLUSTER", "NODES")
+                    replication = node.info("replication")
             except redis.RedisError:
                 return False
             if "cluster_state:ok" not in info or len(str(known).splitlines()) != len(self.ports):
                 return False
-        return True
+            if replication.get("role") == "slave":
+                if replication.get("master_link_status") != "up":
+                    return False
+                replicas += 1
+        return replicas == len(self.ports) - self.masters
 
     def master_of(self, key: str) -> int:
         """The port of the master serving `key`'s slot now."""
-        return int(self.role_map(key)[0])
+        return self.role_map(key)[0]
 
     def role_map(self, key: str) -> tuple[int, list[int]]:
-        """(master port, replica ports) of `key`'s slot, as a live node sees it."""
+        """(master port, replica ports) of `key`'s slot, as a live node sees it (CLUSTER
+        NODES: CLUSTER SLOTS leaves out a replica until gossip tells its offset)."""
         for port in self.ports:
             if not self.servers[port].alive():
                 continue
             try:
                 with redis.Redis(port=port, socket_timeout=0.5, decode_responses=True) as node:
                     slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
-                    for start, end, master, *replicas in node.execute_command("CLUSTER", "SLOTS"):
-                        if start <= slot <= end:
-                            return int(master[1]), [int(r[1]) for r in replicas]
+                    lines = str(node.execute_command("CLUSTER", "NODES")).splitlines()
             except redis.RedisError:
                 continue
+            nodes = [line.split() for line in lines]
+            for fields in nodes:
+                flags = fields[2].split(",")
+                if "master" not in flags or "fail" in flags:
+                    continue
+                if any(_covers(part, slot) for part in fields[8:]):
+                    replicas = [
+                        _port(f[1]) for f in nodes if f[3] == fields[0] and "fail" not in f[2]
+                    ]
+                    return _port(fields[1]), replicas
         raise RuntimeError("no cluster node answers")
 
     def kill(self, port: int) -> None:
