@@ -115,6 +115,12 @@ Schema: list[dict[str, dict[str, Any]]] = [
     },
     # Redis unreachable: false → 503 (no write may run twice); true → pass through.
     {"fail_open": {"type": "boolean", "default": False}},
+    # Replication is asynchronous: a key taken just before a failover may be lost, and a
+    # retry run again (docs/scaling.md). With N > 0 a key counts as taken only once N
+    # replicas acknowledged it (Redis WAIT) within wait_timeout_ms; else it is released and
+    # the request answered like an unreachable Redis. Standalone and Sentinel only.
+    {"wait_replicas": {"type": "integer", "default": 0, "between": [0, 10]}},
+    {"wait_timeout_ms": {"type": "integer", "default": 100, "between": [1, 10000]}},
 ]
 
 # Each field's default, read from the Schema above (where it is declared).
@@ -212,6 +218,10 @@ def _client(target: redis_client.Target, timeout_ms: int) -> Any:
         return client
 
 
+class NotReplicated(redis.RedisError):  # type: ignore[misc]
+    """Fewer replicas than `wait_replicas` acknowledged a key in time."""
+
+
 def problem(kong: Any, status: int, kind: str, detail: str, **headers: str) -> None:
     """Ends the request with an RFC 9457 problem+json body."""
     body: dict[str, Any] = {"type": f"tag:authgate,2026:idempotency/{kind}"}
@@ -305,7 +315,13 @@ class Plugin:
         self.release_5xx = config["on_5xx"] == "release"
         self.replay_headers = frozenset(h.lower() for h in config["replay_headers"])
         self.fail_open = bool(config["fail_open"])
-        client = _client(redis_target(config), int(config["redis_timeout_ms"]))
+        target = redis_target(config)
+        self.wait_replicas = int(config["wait_replicas"])
+        self.wait_timeout_ms = int(config["wait_timeout_ms"])
+        if self.wait_replicas and target.topology == "cluster":
+            # WAIT counts the writes of its own connection; a cluster pipeline can't carry it.
+            raise ValueError("wait_replicas is not supported on a Redis Cluster")
+        self.client = client = _client(target, int(config["redis_timeout_ms"]))
         self.acquire = client.register_script(ACQUIRE)
         self.complete = client.register_script(COMPLETE)
         self.release = client.register_script(RELEASE)
@@ -347,7 +363,7 @@ class Plugin:
         fp = fingerprint(method, path, query, content_type, pieces(body))
         owner = secrets.token_hex(16)
         try:
-            reply = self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
+            reply = self.take(record, fp, owner)
         except redis.RedisError as exc:
             self.redis_down(kong, exc)
             return
@@ -363,6 +379,21 @@ class Plugin:
             problem(kong, 409, "in-progress", detail, **{"Retry-After": wait})
         else:
             self.replay(kong, reply)
+
+    def take(self, record: str, fp: str, owner: str) -> Any:
+        """ACQUIRE's reply; with `wait_replicas`, a key taken but not acknowledged by that
+        many replicas in time is released again and NotReplicated raised."""
+        if not self.wait_replicas:
+            return self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
+        # One pipeline is one connection, so WAIT counts exactly this script's write.
+        with self.client.pipeline(transaction=False) as pipe:
+            self.acquire(keys=[record], args=[fp, owner, self.lock_ms], client=pipe)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            reply, acked = pipe.execute()
+        if _text(reply[0]) == "acquired" and int(acked) < self.wait_replicas:
+            self.release(keys=[record], args=[owner])
+            raise NotReplicated(f"{acked} of {self.wait_replicas} replicas acknowledged the key")
+        return reply
 
     def request_body(self, kong: Any, headers: dict[str, Any]) -> bytes | None:
         """The request body, or None when it is over `max_request_body_bytes`.

@@ -114,3 +114,40 @@ def test_a_sentinel_master_without_nodes_fails_at_start() -> None:
     config = schema.check_record(plugin.schema, {"redis": {"sentinel_master": "m"}}, "c")[0]
     with pytest.raises(ValueError, match=r"sentinel_master and redis\.sentinel_nodes go together"):
         plugin.cls(config)
+
+
+def test_wait_replicas_takes_a_key_only_once_replicas_hold_it(
+    redis_sentinel: LocalSentinel,
+    counting: CountingUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The setup has one replica: asking for two can never be met, so the key is released
+    and the request refused like an unreachable Redis (nothing runs); asking for one runs
+    it, with the same key, which proves the refused attempt left no lock behind."""
+    path, idem = f"/orders/{secrets.token_hex(6)}", "k-" + secrets.token_hex(8)
+    headers = {"Content-Type": "application/json", "X-Auth-User": "alice", "Idempotency-Key": idem}
+    base = {"redis_url": redis_sentinel.url, "lock_seconds": 30, "wait_timeout_ms": 200}
+    unmet = ServeHost(counting.url, {**base, "wait_replicas": 2}, tmp_path_factory)
+    try:
+        refused = unmet.send("POST", path, b"{}", headers)
+    finally:
+        unmet.stop()
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["type"].endswith("/unavailable")
+    assert counting.count(path) == 0
+    met = ServeHost(counting.url, {**base, "wait_replicas": 1}, tmp_path_factory)
+    try:
+        assert met.send("POST", path, b"{}", headers).status_code == 201
+        replay = met.send("POST", path, b"{}", headers)
+    finally:
+        met.stop()
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert counting.count(path) == 1
+
+
+def test_wait_replicas_is_refused_on_a_cluster() -> None:
+    plugin = find("idempotency")
+    raw = {"redis": {"cluster_nodes": [{"ip": "n1", "port": 7000}]}, "wait_replicas": 1}
+    config = schema.check_record(plugin.schema, raw, "c")[0]
+    with pytest.raises(ValueError, match="not supported on a Redis Cluster"):
+        plugin.cls(config)
