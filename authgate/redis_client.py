@@ -189,16 +189,21 @@ def connect_blocking(url: str, *, timeout: float | None = None) -> redis.Redis:
     return cast(redis.Redis, _build(parse(url), timeout, RETRIES, blocking=True))
 
 
-def connect_target(target: Target, *, timeout: float | None, blocking: bool) -> Any:
-    """A client for an already-parsed target (the plugin builds one from Kong's fields)."""
-    return _build(target, timeout, RETRIES, blocking=blocking)
+def connect_target(
+    target: Target, *, timeout: float | None, blocking: bool, decode: bool = True
+) -> Any:
+    """A client for an already-parsed target (the plugin builds one from Kong's fields);
+    `decode=False` keeps replies as bytes (the plugin stores response bodies as they are)."""
+    return _build(target, timeout, RETRIES, blocking=blocking, decode=decode)
 
 
-def _build(target: Target, timeout: float | None, retries: int, *, blocking: bool) -> Any:
+def _build(
+    target: Target, timeout: float | None, retries: int, *, blocking: bool, decode: bool = True
+) -> Any:
     backoff = ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
     retry = (redis.retry.Retry if blocking else redis.asyncio.retry.Retry)(backoff, retries)
     options: dict[str, Any] = {
-        "decode_responses": True,
+        "decode_responses": decode,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": retry,

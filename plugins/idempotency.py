@@ -213,7 +213,10 @@ def _client(target: redis_client.Target, timeout_ms: int) -> Any:
     with _clients_lock:
         client = _clients.get((target, timeout_ms))
         if client is None:
-            client = redis_client.connect_target(target, timeout=timeout_ms / 1000, blocking=True)
+            # Bytes, not text: stored response bodies are replayed exactly as they came.
+            client = redis_client.connect_target(
+                target, timeout=timeout_ms / 1000, blocking=True, decode=False
+            )
             _clients[(target, timeout_ms)] = client
         return client
 

@@ -151,3 +151,16 @@ def test_wait_replicas_is_refused_on_a_cluster() -> None:
     config = schema.check_record(plugin.schema, raw, "c")[0]
     with pytest.raises(ValueError, match="not supported on a Redis Cluster"):
         plugin.cls(config)
+
+
+def test_a_stored_body_is_replayed_byte_for_byte(redis_url: str) -> None:
+    """The plugin's client keeps replies as bytes: a body that is not UTF-8 comes back
+    exactly as stored."""
+    plugin = find("idempotency")
+    config = schema.check_record(plugin.schema, {"redis_url": redis_url}, "c")[0]
+    instance = plugin.cls(config)
+    record, body = "authgate:idem:test:" + secrets.token_hex(8), bytes(range(256))
+    assert instance.acquire(keys=[record], args=["fp", "owner", 5000])[0] == b"acquired"
+    assert instance.complete(keys=[record], args=["owner", 201, "{}", body, 1, 60]) == 1
+    reply = instance.acquire(keys=[record], args=["fp", "other", 5000])
+    assert reply[0] == b"done" and reply[3] == body
