@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
+from authgate import redis_client
+
 ENV_PREFIX = "AUTHGATE_"
 
 
@@ -158,6 +160,18 @@ def url(*schemes: str) -> Callable[[str], str | None]:
         return value
 
     return parse
+
+
+def redis_url(raw: str) -> str:
+    """A Redis URL in the syntax of `authgate.redis_client` (standalone, TLS, Sentinel,
+    Cluster), checked whole, so a bad one fails at start with the reason."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    try:
+        return redis_client.validate(value)
+    except ValueError as exc:
+        raise ValueError(f"{redact_url(value)!r} {exc}") from None
 
 
 def existing_file(raw: str) -> str | None:

@@ -21,12 +21,27 @@ from authgate.contract import (
     session_key,
 )
 
+# KEYS[1] the session. ARGV: channel, sid, ttl ms, field, value, …
+WRITE_SCRIPT = """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+# KEYS[1] the session. ARGV: channel, sid.
+END_SCRIPT = """
+redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+
 
 async def write_session(redis: aioredis.Redis, sid: str, **record: Any) -> None:
-    """Create or replace session `sid` and announce the change (see `queue_session`)."""
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_session(pipe, sid, **record)
-        await pipe.execute()
+    """Create or replace session `sid` and announce the change, in one script: it touches
+    one key, so it runs on every topology, a Cluster included (a MULTI pipeline may not
+    carry PUBLISH there)."""
+    key, fields, ttl_ms = _session_record(sid, **record)
+    flat = [item for pair in fields.items() for item in pair]
+    await redis.eval(WRITE_SCRIPT, 1, key, SESSION_EVENTS_CHANNEL, sid, ttl_ms, *flat)
 
 
 def queue_session(
@@ -47,6 +62,26 @@ def queue_session(
 
     `extra`: fields of the issuer's own (the verifier reads only the contract's).
     """
+    key, fields, ttl_ms = _session_record(
+        sid, sub=sub, ttl=ttl, roles=roles, scope=scope, email=email, name=name, extra=extra
+    )
+    pipe.delete(key)
+    pipe.hset(key, mapping=fields)
+    pipe.pexpire(key, ttl_ms)
+    pipe.publish(SESSION_EVENTS_CHANNEL, sid)
+
+
+def _session_record(
+    sid: str,
+    *,
+    sub: str,
+    ttl: float,
+    roles: Iterable[str] = (),
+    scope: str = "",
+    email: str = "",
+    name: str = "",
+    extra: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, str], int]:
     fields: dict[str, str] = {
         **(extra or {}),
         SESSION_FIELD_SUB: sub,
@@ -55,18 +90,13 @@ def queue_session(
         SESSION_FIELD_EMAIL: email,
         SESSION_FIELD_NAME: name,
     }
-    key = session_key(sid)
-    pipe.delete(key)
-    pipe.hset(key, mapping=fields)
-    pipe.pexpire(key, int(ttl * 1000))
-    pipe.publish(SESSION_EVENTS_CHANNEL, sid)
+    return session_key(sid), fields, int(ttl * 1000)
 
 
 async def end_session(redis: aioredis.Redis, sid: str) -> None:
-    """Delete session `sid` and announce it: verifiers refuse it from then on."""
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_end_session(pipe, sid)
-        await pipe.execute()
+    """Delete session `sid` and announce it: verifiers refuse it from then on. One script
+    on one key, as `write_session`."""
+    await redis.eval(END_SCRIPT, 1, session_key(sid), SESSION_EVENTS_CHANNEL, sid)
 
 
 def queue_end_session(pipe: aioredis.client.Pipeline, sid: str) -> None:

@@ -13,8 +13,9 @@ an error: a failed call returns nil (kong/runloop/plugin_servers/rpc/mp_rpc.lua:
 so results are checked, not caught. The phases are `access` and `response` and cost few
 round trips to Kong (docs/gateway.md, Performance). The same file runs under Kong's
 dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see kong/README.md)
-and under `authgate-gateway serve`. It imports only redis, and kong-pdk when run as a
-server.
+and under `authgate-gateway serve`. It imports only redis, authgate's Redis connection
+layer (`authgate/redis_client.py`, one file the Kong image ships beside it), and kong-pdk
+when run as a server.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import redis
+
+from authgate import redis_client
 
 version = "1.0.0"
 # Runs after authentication plugins (1000-1999) and rate limiting (910), before the
@@ -37,8 +40,42 @@ priority = 900
 
 # Kong's schema DSL (the `config` record's fields); `authgate-gateway validate` checks
 # kong.yml against it and Kong does the same when it loads the plugin.
+# Kong Enterprise's Redis fields (its plugins' `config.redis` record): a sentinel or
+# cluster node is {host, port} / {ip, port} as there; `sentinel_role` may only be
+# `master`, since this plugin writes. Kong EE's defaults: port 6379, ssl_verify false,
+# cluster_max_redirections 5.
+_SENTINEL_NODE = [
+    {"host": {"type": "string", "required": True}},
+    {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
+]
+_CLUSTER_NODE = [
+    {"ip": {"type": "string", "required": True}},
+    {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
+]
+REDIS_FIELDS: list[dict[str, dict[str, Any]]] = [
+    {"host": {"type": "string"}},
+    {"port": {"type": "integer", "default": 6379, "between": [1, 65535]}},
+    {"database": {"type": "integer", "default": 0, "between": [0, 15]}},
+    {"username": {"type": "string"}},
+    {"password": {"type": "string"}},
+    {"ssl": {"type": "boolean", "default": False}},
+    {"ssl_verify": {"type": "boolean", "default": False}},
+    {"sentinel_master": {"type": "string"}},
+    {"sentinel_role": {"type": "string", "one_of": ["master"]}},
+    {"sentinel_nodes": {"type": "array", "len_min": 1,
+                        "elements": {"type": "record", "fields": _SENTINEL_NODE}}},
+    {"sentinel_username": {"type": "string"}},
+    {"sentinel_password": {"type": "string"}},
+    {"cluster_nodes": {"type": "array", "len_min": 1,
+                       "elements": {"type": "record", "fields": _CLUSTER_NODE}}},
+    {"cluster_max_redirections": {"type": "integer", "default": 5, "between": [1, 100]}},
+]  # fmt: skip
+
 Schema: list[dict[str, dict[str, Any]]] = [
+    # authgate's URL syntax (standalone, rediss://, redis+sentinel://, redis+cluster://;
+    # docs/scaling.md). Used unless `redis` names a host, sentinel nodes or cluster nodes.
     {"redis_url": {"type": "string", "default": "redis://127.0.0.1:6379/0"}},
+    {"redis": {"type": "record", "fields": REDIS_FIELDS}},
     {"redis_timeout_ms": {"type": "integer", "default": 500, "between": [10, 60000]}},
     {
         "methods": {
@@ -78,6 +115,12 @@ Schema: list[dict[str, dict[str, Any]]] = [
     },
     # Redis unreachable: false → 503 (no write may run twice); true → pass through.
     {"fail_open": {"type": "boolean", "default": False}},
+    # Replication is asynchronous: a key taken just before a failover may be lost, and a
+    # retry run again (docs/scaling.md). With N > 0 a key counts as taken only once N
+    # replicas acknowledged it (Redis WAIT) within wait_timeout_ms; else it is released and
+    # the request answered like an unreachable Redis. Standalone and Sentinel only.
+    {"wait_replicas": {"type": "integer", "default": 0, "between": [0, 10]}},
+    {"wait_timeout_ms": {"type": "integer", "default": 100, "between": [1, 10000]}},
 ]
 
 # Each field's default, read from the Schema above (where it is declared).
@@ -136,21 +179,61 @@ if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
-_clients: dict[tuple[str, int], redis.Redis] = {}
+_clients: dict[tuple[redis_client.Target, int], redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def _client(url: str, timeout_ms: int) -> Any:
-    """One pooled client per Redis URL, shared by every instance of the plugin."""
+def redis_target(config: dict[str, Any]) -> redis_client.Target:
+    """Where the config points: Kong Enterprise's fields when `redis` names a host,
+    sentinel nodes or cluster nodes, else `redis_url`. ValueError when incomplete."""
+    fields = config.get("redis") or {}
+    common: dict[str, Any] = {
+        "username": fields.get("username"),
+        "password": fields.get("password"),
+        "tls": bool(fields.get("ssl")),
+        "tls_verify": bool(fields.get("ssl_verify")),
+    }
+    if fields.get("sentinel_nodes") or fields.get("sentinel_master"):
+        if not (fields.get("sentinel_nodes") and fields.get("sentinel_master")):
+            raise ValueError("redis.sentinel_master and redis.sentinel_nodes go together")
+        nodes = tuple((n["host"], int(n.get("port") or 6379)) for n in fields["sentinel_nodes"])
+        return redis_client.Target(
+            "sentinel", url="", nodes=nodes, master=fields["sentinel_master"],
+            db=int(fields.get("database") or 0),
+            sentinel_username=fields.get("sentinel_username"),
+            sentinel_password=fields.get("sentinel_password"), **common,
+        )  # fmt: skip
+    if fields.get("cluster_nodes"):
+        nodes = tuple((n["ip"], int(n.get("port") or 6379)) for n in fields["cluster_nodes"])
+        limit = int(fields.get("cluster_max_redirections") or 5)
+        return redis_client.Target("cluster", url="", nodes=nodes, max_redirections=limit, **common)
+    if fields.get("host"):
+        scheme = "rediss" if common["tls"] else "redis"
+        auth = ""
+        if common["password"]:
+            user, secret = common["username"] or "", common["password"]
+            auth = f"{quote(user, safe='')}:{quote(secret, safe='')}@"
+        query = "?ssl_cert_reqs=none" if common["tls"] and not common["tls_verify"] else ""
+        port, db = fields.get("port") or 6379, fields.get("database") or 0
+        return redis_client.parse(f"{scheme}://{auth}{fields['host']}:{port}/{db}{query}")
+    return redis_client.parse(str(config["redis_url"]))
+
+
+def _client(target: redis_client.Target, timeout_ms: int) -> Any:
+    """One pooled client per Redis target, shared by every instance of the plugin."""
     with _clients_lock:
-        client = _clients.get((url, timeout_ms))
+        client = _clients.get((target, timeout_ms))
         if client is None:
-            timeout = timeout_ms / 1000
-            client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
+            # Bytes, not text: stored response bodies are replayed exactly as they came.
+            client = redis_client.connect_target(
+                target, timeout=timeout_ms / 1000, blocking=True, decode=False
             )
-            _clients[(url, timeout_ms)] = client
+            _clients[(target, timeout_ms)] = client
         return client
+
+
+class NotReplicated(redis.RedisError):  # type: ignore[misc]
+    """Fewer replicas than `wait_replicas` acknowledged a key in time."""
 
 
 def problem(kong: Any, status: int, kind: str, detail: str, **headers: str) -> None:
@@ -246,10 +329,16 @@ class Plugin:
         self.release_5xx = config["on_5xx"] == "release"
         self.replay_headers = frozenset(h.lower() for h in config["replay_headers"])
         self.fail_open = bool(config["fail_open"])
-        redis_client = _client(config["redis_url"], int(config["redis_timeout_ms"]))
-        self.acquire = redis_client.register_script(ACQUIRE)
-        self.complete = redis_client.register_script(COMPLETE)
-        self.release = redis_client.register_script(RELEASE)
+        target = redis_target(config)
+        self.wait_replicas = int(config["wait_replicas"])
+        self.wait_timeout_ms = int(config["wait_timeout_ms"])
+        if self.wait_replicas and target.topology == "cluster":
+            # WAIT counts the writes of its own connection; a cluster pipeline can't carry it.
+            raise ValueError("wait_replicas is not supported on a Redis Cluster")
+        self.client = client = _client(target, int(config["redis_timeout_ms"]))
+        self.acquire = client.register_script(ACQUIRE)
+        self.complete = client.register_script(COMPLETE)
+        self.release = client.register_script(RELEASE)
 
     def access(self, kong: Any) -> None:
         try:
@@ -288,7 +377,7 @@ class Plugin:
         fp = fingerprint(method, path, query, content_type, pieces(body))
         owner = secrets.token_hex(16)
         try:
-            reply = self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
+            reply = self.take(record, fp, owner)
         except redis.RedisError as exc:
             self.redis_down(kong, exc)
             return
@@ -304,6 +393,21 @@ class Plugin:
             problem(kong, 409, "in-progress", detail, **{"Retry-After": wait})
         else:
             self.replay(kong, reply)
+
+    def take(self, record: str, fp: str, owner: str) -> Any:
+        """ACQUIRE's reply; with `wait_replicas`, a key taken but not acknowledged by that
+        many replicas in time is released again and NotReplicated raised."""
+        if not self.wait_replicas:
+            return self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
+        # One pipeline is one connection, so WAIT counts exactly this script's write.
+        with self.client.pipeline(transaction=False) as pipe:
+            self.acquire(keys=[record], args=[fp, owner, self.lock_ms], client=pipe)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            reply, acked = pipe.execute()
+        if _text(reply[0]) == "acquired" and int(acked) < self.wait_replicas:
+            self.release(keys=[record], args=[owner])
+            raise NotReplicated(f"{acked} of {self.wait_replicas} replicas acknowledged the key")
+        return reply
 
     def request_body(self, kong: Any, headers: dict[str, Any]) -> bytes | None:
         """The request body, or None when it is over `max_request_body_bytes`.

@@ -8,6 +8,7 @@ no state needs resetting between tests.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from issuer.signing import SigningKey
 from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import StartFailed, free_port
 from stack.rabbitmq_cluster import RabbitMQCluster
+from stack.redis_ha import LocalCluster, LocalSentinel
 from stack.services import Unavailable
 from verifier.settings import SERVERS
 
@@ -67,6 +69,40 @@ def rabbitmq_cluster(
         yield cluster
     finally:
         cluster.stop()
+
+
+#: How long each highly available Redis took to start, for the end-of-session summary.
+STARTED_IN: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    """1 master, 1 replica, 3 sentinels: started the first time a test asks, once."""
+    setup = LocalSentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        began = time.monotonic()
+        setup.start()
+        STARTED_IN["Redis Sentinel (1 master, 1 replica, 3 sentinels)"] = time.monotonic() - began
+        yield setup
+    finally:
+        setup.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """3 masters with a replica each: started the first time a test asks, once."""
+    setup = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        setup.start()
+        STARTED_IN["Redis Cluster (3 masters, 3 replicas)"] = setup.started_in
+        yield setup
+    finally:
+        setup.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for what, seconds in STARTED_IN.items():
+        terminalreporter.write_line(f"{what}: started in {seconds:.2f} s")
 
 
 @pytest.fixture(scope="session")

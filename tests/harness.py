@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 
+from authgate import redis_client
 from issuer.records import end_session, write_session
 from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack.processes import free_port, wait_for_port
@@ -218,7 +218,7 @@ class Sessions:
 
     def _run(self, coro_fn: Any, *args: Any, **kwargs: Any) -> None:
         async def run() -> None:
-            client = aioredis.Redis.from_url(self.redis_url)
+            client = redis_client.connect(self.redis_url, timeout=5)
             try:
                 await coro_fn(client, *args, **kwargs)
             finally:

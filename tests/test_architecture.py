@@ -70,3 +70,11 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         visit(module, [])
     assert not cycles, cycles[:5]
+
+
+def test_the_redis_layer_stands_alone() -> None:
+    """The Kong image ships authgate/redis_client.py beside the plugin, alone
+    (kong/Dockerfile): it may import nothing else of authgate."""
+    graph = _import_map()
+    assert graph["authgate.redis_client"] <= {"authgate"}, graph["authgate.redis_client"]
+    assert "authgate.redis_client" in graph["plugins.idempotency"]

@@ -46,8 +46,8 @@ def test_gateway_flags_and_plugin_config_are_documented() -> None:
     for name, field in fields_of(find("idempotency").schema).items():
         row = next((line for line in text.splitlines() if line.startswith(f"| `{name}` |")), None)
         assert row is not None, f"plugin config {name} missing from docs/gateway.md"
-        default = field["default"]
-        if not isinstance(default, list):
+        default = field.get("default")  # a record (`redis`) has its defaults inside
+        if default is not None and not isinstance(default, list):
             assert f"`{str(default).lower() if isinstance(default, bool) else default}`" in row
 
 

@@ -5,6 +5,11 @@ only while this process holds a live subscription to `authgate:session-events`: 
 drops its sid; losing the subscription drops the whole cache and stops caching until the
 subscription is back. A fetch that raced with an event for its sid is used once and not
 cached, so a revocation can never be overwritten by a reply read just before it.
+
+On Sentinel and Cluster the same holds (docs/scaling.md): the channel is a classic one,
+which a Cluster broadcasts to every node, and a failover — a new master, seen by asking
+again every `topology_interval` — counts as a lost subscription: the cache is dropped (an
+event the old master took may never have reached us) and the subscription made anew.
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ def weigh(sid: str, record: SessionRecord) -> int:
             + HEADER_BYTES * len(answer.headers))  # fmt: skip
 
 
+class FailoverSeen(RedisError):  # type: ignore[misc]
+    """Redis has other masters than when the subscription began."""
+
+
 class SessionStore:
     def __init__(
         self,
@@ -105,13 +114,17 @@ class SessionStore:
         max_age: float,
         timeout: float = 2.0,
         ping_interval: float = 5.0,
+        topology_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._url = redis_url
         self._redis = redis_client.connect(redis_url, timeout=timeout)
+        # The subscription's own client, which never reconnects behind our back.
+        self._events = redis_client.connect(redis_url, timeout=timeout, retries=0)
         self.cache_size = cache_size
         self._max_age = max_age
         self._ping_interval = ping_interval
+        self._topology_interval = topology_interval
         self._clock = clock
         #: Live sessions by sid. Read directly on the hot path; written only here.
         self.cache: BoundedCache[str, SessionRecord] = BoundedCache(cache_size, cache_bytes, weigh)
@@ -129,6 +142,7 @@ class SessionStore:
             self._subscriber.cancel()
             await asyncio.gather(self._subscriber, return_exceptions=True)
         await self._redis.aclose()
+        await self._events.aclose()
 
     async def ping(self) -> bool:
         try:
@@ -204,10 +218,11 @@ class SessionStore:
     async def _subscribe_forever(self) -> None:
         backoff = 0.05
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = self._events.pubsub()
             try:
+                masters = await redis_client.masters(self._events)
                 await pubsub.subscribe(SESSION_EVENTS_CHANNEL)
-                await self._listen(pubsub)
+                await self._listen(pubsub, masters)
             except (RedisError, OSError, TimeoutError) as exc:
                 if self.subscribed:
                     log.warning("session events: subscription lost, cache dropped: %s", exc)
@@ -222,14 +237,22 @@ class SessionStore:
                     self._set_subscribed(False)
                 await pubsub.aclose()
             await asyncio.sleep(backoff)
+            try:  # the old master may be gone: learn where the masters are now
+                await redis_client.rediscover(self._events)
+            except (RedisError, OSError) as exc:
+                log.debug("session events: topology unknown yet: %s", exc)
             backoff = min(backoff * 2, 2.0)
 
-    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
-        last_heard = self._clock()
+    async def _listen(self, pubsub: aioredis.client.PubSub, masters: frozenset[str]) -> None:
+        last_heard = last_checked = self._clock()
         pinged = False
         while True:
-            message = await pubsub.get_message(timeout=1.0)
+            message = await pubsub.get_message(timeout=min(1.0, self._topology_interval))
             now = self._clock()
+            if masters and now - last_checked >= self._topology_interval:
+                last_checked = now
+                if await redis_client.masters(self._events) != masters:
+                    raise FailoverSeen(f"the masters are no longer {', '.join(sorted(masters))}")
             if message is None:
                 # Silence: prove the connection is alive, or give it up.
                 if now - last_heard > 2 * self._ping_interval:

@@ -57,7 +57,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("workers", config.integer(1, 64), "1", "worker processes"),
     Option("server", _server, "protocol",
            "protocol: the verifier's own HTTP server (httptools + uvloop); uvicorn: ASGI"),
-    Option("redis_url", config.url("redis", "rediss", "unix"), DEFAULT_REDIS_URL,
+    Option("redis_url", config.redis_url, DEFAULT_REDIS_URL,
            "Redis holding the sessions"),
     Option("issuer", config.text, None, "expected `iss` of tokens (the issuer's base URL)"),
     Option("audience", config.text, None, "expected `aud` of tokens"),

@@ -30,7 +30,9 @@ def test_all_problems_are_reported_together_and_the_exit_is_non_zero(tmp_path: P
     assert lines[0] == "authgate-verifier: invalid configuration:"
     expected = [
         "AUTHGATE_PORT / --port (from --port): 'http' is not a whole number",
-        "AUTHGATE_REDIS_URL / --redis-url (from --redis-url): 'mysql://db' must use redis or rediss or unix",
+        "AUTHGATE_REDIS_URL / --redis-url (from --redis-url): 'mysql://db' must start with one of "
+        "redis+cluster://, redis+sentinel://, redis://, rediss+cluster://, rediss+sentinel://, "
+        "rediss://, unix://",
         "AUTHGATE_JWKS_URL / --jwks-url (from --jwks-url): 'ftp://keys' must use http or https",
         "AUTHGATE_LEEWAY / --leeway (from --leeway): 600 is outside 0..60",
         "AUTHGATE_SESSION_COOKIE / --session-cookie (from --session-cookie): 'a;b' is not a valid cookie name",
