@@ -6,6 +6,7 @@ Both services import these names; neither spells a key, channel, claim or header
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Final
 
 # --- Tokens (RFC 9068 access tokens, also used as the browser session token) ---
@@ -43,9 +44,23 @@ JWKS_PATH: Final = "/.well-known/jwks.json"
 
 # --- Sessions in Redis ---
 
-#: A session is alive iff the hash `authgate:session:{sid}` exists; its TTL is the
-#: session's remaining lifetime.
-SESSION_KEY_PREFIX: Final = "authgate:session:"
+#: Every key of the issuer's data carries one of 16 shards as a Redis hash tag,
+#: `authgate:{<shard>}:<name>`, so that what one script or transaction touches lies in one
+#: hash slot of a Redis Cluster. The shard of an id is the CRC-32 of its text modulo 16,
+#: as one hexadecimal digit: any id has one, and the issuer draws the ids of what must lie
+#: beside an account (its sessions, refresh tokens) until they fall in the account's shard.
+SHARDS: Final = 16
+
+
+def shard_of(ident: str) -> str:
+    """The shard (`0`…`f`) that the thing named `ident` is kept in."""
+    return f"{zlib.crc32(ident.encode()) % SHARDS:x}"
+
+
+def shard_key(shard: str, name: str) -> str:
+    """The Redis key of `name` in `shard`."""
+    return "authgate:{" + shard + "}:" + name
+
 
 #: On any change to a session the issuer publishes its sid here.
 SESSION_EVENTS_CHANNEL: Final = "authgate:session-events"
@@ -69,8 +84,9 @@ KINDS: Final = frozenset({KIND_USER, KIND_CLIENT})
 
 
 def session_key(sid: str) -> str:
-    """The Redis key of the session `sid`."""
-    return SESSION_KEY_PREFIX + sid
+    """The Redis key of the session `sid`: `authgate:{<shard of sid>}:session:<sid>`. A
+    session is alive iff this hash exists; its TTL is the session's remaining lifetime."""
+    return "authgate:{" + shard_of(sid) + "}:session:" + sid
 
 
 # --- Identity headers (verifier → nginx → upstream) ---

@@ -24,7 +24,8 @@ import aio_pika
 import redis.asyncio as aioredis
 
 from authgate import redis_client
-from issuer.outbox import STREAM, Outbox
+from issuer import keyspace
+from issuer.outbox import Outbox
 from issuer.relay import Relay
 from stack import services
 from stack.processes import run_stoppable
@@ -106,7 +107,7 @@ async def through_outbox(
         batch = range(first, min(first + step, count))
         async with redis.pipeline(transaction=True) as pipe:
             for n in batch:
-                pipe.xadd(STREAM, outbox.event("user.updated", "bench", {"phase": phase, "n": n}))
+                outbox.queue(pipe, "user.updated", "bench", {"phase": phase, "n": n})
             now = time.perf_counter()
             await pipe.execute()
         written.update(dict.fromkeys(batch, now))
@@ -123,7 +124,7 @@ async def through_outbox(
 
 async def measure(count: int, redis_url: str, amqp_url: str) -> None:
     redis = redis_client.connect(redis_url)
-    await redis.delete(STREAM)
+    await redis.delete(*map(keyspace.outbox, keyspace.ALL_SHARDS))
     name = f"authgate.bench.events.{secrets.token_hex(3)}"
     outbox = Outbox("https://issuer.bench.test")
     connection = await aio_pika.connect(amqp_url)
@@ -148,7 +149,7 @@ async def measure(count: int, redis_url: str, amqp_url: str) -> None:
         await asyncio.gather(task, return_exceptions=True)
         await exchange.delete()
         await consumer.close()
-    await redis.delete(STREAM)
+    await redis.delete(*map(keyspace.outbox, keyspace.ALL_SHARDS))
     await redis.aclose()
     lags.sort()
     print(

@@ -1,8 +1,8 @@
 """Service accounts: API clients without a browser, owned by the issuer (issue 18).
 
-authgate:client:{id}           hash: name, kind, roles, scopes, status, created, credentials
-authgate:clients               sorted set of ids by creation time (listing)
-authgate:client-sessions:{id}  set of the sids of the account's live tokens
+The keys (issuer/keyspace.py): the account's hash (name, kind, roles, scopes, status,
+created, credentials) and the set of the sids of its live tokens, both in the shard of its
+id, where its tokens' sids are drawn too; the listing by creation time.
 
 Two kinds. A `service` account signs in as itself with the client credentials grant (RFC
 6749 §4.4) and holds one or two credentials, so a secret can be rotated without downtime:
@@ -11,7 +11,7 @@ a JWKS URL) for `private_key_jwt` (RFC 7523). A `device` client is a command-lin
 person signs in through (RFC 8628); it is public and holds no credential.
 
 Each token of a service account gets a session record of its own (the contract's
-`authgate:session:{sid}`, kind `client`), with the token's scope and the credential that
+`authgate:{shard}:session:<sid>`, kind `client`), with the token's scope and the credential that
 got it, so the verifier checks a client token exactly as a person's, and suspending or
 deleting the account, or removing a credential, ends its tokens as a revocation does.
 """
@@ -31,6 +31,7 @@ from redis.exceptions import WatchError
 
 from authgate.contract import KIND_CLIENT, session_key
 
+from . import keyspace
 from .errors import Conflict, InvalidRequest
 from .outbox import (
     CLIENT_CREATED,
@@ -40,14 +41,10 @@ from .outbox import (
     CLIENT_UPDATED,
     Outbox,
 )
-from .records import queue_end_session, queue_session
-from .sessions import Sessions
-from .signing import new_session_id
+from .records import session_record
+from .sessions import Sessions, draw_sid
 from .users import ACTIVE, SUSPENDED
 
-CLIENT = "authgate:client:"
-CLIENTS = "authgate:clients"
-CLIENT_SESSIONS = "authgate:client-sessions:"
 SERVICE, DEVICE = "service", "device"
 KINDS = (SERVICE, DEVICE)
 SECRET, JWK, JWKS_URL = "secret", "jwk", "jwks_url"
@@ -154,27 +151,27 @@ class Clients:
         cid = new_client_id()
         now = time.time()
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(CLIENT + cid, mapping={
+            pipe.hset(keyspace.client(cid), mapping={
                 "name": name, "kind": kind, "roles": " ".join(sorted(roles)),
                 "scopes": " ".join(sorted(scopes)), "status": ACTIVE, "created": str(now),
                 "credentials": "[]",
             })  # fmt: skip
-            pipe.zadd(CLIENTS, {cid: now})
             self._outbox.queue(pipe, CLIENT_CREATED, cid, {
                 "client_id": cid, "name": name, "kind": kind, "roles": sorted(roles),
                 "scopes": sorted(scopes), "by": actor,
             })  # fmt: skip
             await pipe.execute()
+        await self._redis.zadd(keyspace.CLIENTS, {cid: now})  # after: see issuer/keyspace.py
         return Client(cid, name, kind, roles, scopes, ACTIVE, now)
 
     async def get(self, cid: str) -> Client | None:
-        fields = await self._redis.hgetall(CLIENT + cid)
+        fields = await self._redis.hgetall(keyspace.client(cid))
         return _client(cid, fields) if fields else None
 
     async def listed(self) -> list[Client]:
         """Every account, oldest first (service accounts are few: no paging)."""
         found = []
-        for cid in await self._redis.zrange(CLIENTS, 0, -1):
+        for cid in await self._redis.zrange(keyspace.CLIENTS, 0, -1):
             client = await self.get(cid)
             if client is not None:
                 found.append(client)
@@ -226,51 +223,54 @@ class Clients:
         """Tokens first (verifiers refuse at once), then the account."""
         await self.end_sessions(cid, "client_deleted")
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(CLIENT + cid, CLIENT_SESSIONS + cid)
-            pipe.zrem(CLIENTS, cid)
+            pipe.delete(keyspace.client(cid), keyspace.client_sessions(cid))
             self._outbox.queue(pipe, CLIENT_DELETED, cid, {"client_id": cid, "by": actor})
             await pipe.execute()
+        await self._redis.zrem(keyspace.CLIENTS, cid)
 
     async def start_session(
         self, client: Client, credential_id: str, scope: str, ttl: float
     ) -> str | None:
         """A session for one token of `client`, got with `credential_id`: its sid, or None
-        when the account was suspended or the credential removed meanwhile (WATCHed, so a
-        suspension landing during the request can't miss this token)."""
-        sid = new_session_id()
-        key = CLIENT + client.id
+        when the account was suspended or the credential removed meanwhile (checked in the
+        script that writes it, so a suspension landing during the request can't miss this
+        token)."""
+        sid = draw_sid(client.id)
         for _ in range(ATTEMPTS):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
-                fields = await pipe.hgetall(key)
-                current = _client(client.id, fields) if fields else None
-                if current is None or not current.active or not current.credential(credential_id):
-                    return None
-                pipe.multi()
-                queue_session(
-                    pipe, sid, sub=client.id, ttl=ttl, roles=current.roles, scope=scope,
-                    name=current.name,
-                    extra={"kind": KIND_CLIENT, "client": client.id,
-                           FIELD_CREDENTIAL: credential_id, "created": str(time.time())},
-                )  # fmt: skip
-                pipe.sadd(CLIENT_SESSIONS + client.id, sid)
-                try:
-                    await pipe.execute()
-                except WatchError:
-                    continue
+            current = await self.get(client.id)
+            if current is None or not current.active or not current.credential(credential_id):
+                return None
+            _, fields, _ = session_record(
+                sid, sub=client.id, ttl=ttl, roles=current.roles, scope=scope,
+                name=current.name,
+                extra={"kind": KIND_CLIENT, "client": client.id,
+                       FIELD_CREDENTIAL: credential_id, "created": str(time.time())},
+            )  # fmt: skip
+            # The grants it was built from, unchanged when it is written: a change
+            # landing meanwhile ends the account's tokens, and can't miss this one.
+            unchanged = {
+                "roles": " ".join(sorted(current.roles)),
+                "scopes": " ".join(sorted(current.scopes)),
+                "name": current.name,
+            }
+            if await self._sessions.start(
+                sid, keyspace.client(client.id), keyspace.client_sessions(client.id), ttl,
+                fields, owner=client.id, expect=unchanged, credential=credential_id,
+            ):  # fmt: skip
                 return sid
         raise RuntimeError(f"client {client.id} kept changing while a token was being issued")
 
     async def track(self, cid: str, sid: str) -> None:
         """Index a person's session made through device client `cid`, so that suspending
         or deleting the client ends it too."""
-        await self._redis.sadd(CLIENT_SESSIONS + cid, sid)
+        await self._redis.sadd(keyspace.client_sessions(cid), sid)
 
     async def end_sessions(self, cid: str, reason: str, credential: str | None = None) -> int:
         """End the sessions of the account's tokens (of one credential, if given), and the
         people's sessions made through it; the number ended. Expired sids are pruned."""
         ended = 0
-        for sid in await self._redis.smembers(CLIENT_SESSIONS + cid):
+        index = keyspace.client_sessions(cid)
+        for sid in await self._redis.smembers(index):
             sub, kind, held = await self._redis.hmget(
                 session_key(sid), "sub", "kind", FIELD_CREDENTIAL
             )
@@ -278,12 +278,9 @@ class Clients:
                 continue
             if sub is not None and kind != KIND_CLIENT:
                 await self._sessions.end(sid, sub, reason)  # a person's: their index, events
-                await self._redis.srem(CLIENT_SESSIONS + cid, sid)
+                await self._redis.srem(index, sid)
             else:
-                async with self._redis.pipeline(transaction=True) as pipe:
-                    queue_end_session(pipe, sid)
-                    pipe.srem(CLIENT_SESSIONS + cid, sid)
-                    await pipe.execute()
+                await self._sessions.close(sid, index, owner=cid)
             ended += sub is not None
         return ended
 
@@ -295,7 +292,7 @@ class Clients:
         data: dict[str, Any],
     ) -> Client:
         """Apply `change(client) -> fields` to the account atomically, with its event."""
-        key = CLIENT + cid
+        key = keyspace.client(cid)
         for _ in range(ATTEMPTS):
             async with self._redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(key)

@@ -2,7 +2,9 @@
 
 Every change of the issuer's (a user created, a login, a session revoked, …) queues its
 event on the MULTI pipeline or Lua script that makes the change, so an event exists iff
-its change happened. The relay (issuer/relay.py) publishes the stream to RabbitMQ.
+its change happened. There is one stream per shard (issuer/keyspace.py), and an event goes
+to the stream of its subject's shard: the user's or the client's, where the change it
+reports is made. The relay (issuer/relay.py) publishes the streams to RabbitMQ.
 
 Events are CloudEvents 1.0 in JSON (structured mode): `type` is the routing key
 (`user.created`, `client.created`, …), `subject` the user's or the client's id, `data`
@@ -19,9 +21,10 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
-STREAM: Final = "authgate:outbox"
-#: Where an event no queue was bound to receive is kept (mandatory publish returned).
-UNROUTABLE: Final = "authgate:outbox:unroutable"
+from authgate.contract import shard_of
+
+from . import keyspace
+
 GROUP: Final = "relay"
 
 USER_CREATED = "user.created"
@@ -71,19 +74,25 @@ class Outbox:
         self, pipe: aioredis.client.Pipeline, kind: str, subject: str, data: dict[str, Any]
     ) -> None:
         """Add the event to `pipe`: it is written exactly when the pipeline's change is."""
-        pipe.xadd(STREAM, self.event(kind, subject, data))
+        pipe.xadd(stream_of(subject), self.event(kind, subject, data))
 
     async def emit(
         self, redis: aioredis.Redis, kind: str, subject: str, data: dict[str, Any]
     ) -> None:
         """An event that reports no change of state (a failed login)."""
-        await redis.xadd(STREAM, self.event(kind, subject, data))
+        await redis.xadd(stream_of(subject), self.event(kind, subject, data))
+
+
+def stream_of(subject: str) -> str:
+    """The stream an event about `subject` (a user's or client's id) is written to."""
+    return keyspace.outbox(shard_of(subject))
 
 
 async def backlog(redis: aioredis.Redis) -> dict[str, int]:
     """Entries waiting (not yet confirmed by RabbitMQ), and those kept as unroutable."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xlen(STREAM)
-        pipe.xlen(UNROUTABLE)
-        waiting, unroutable = await pipe.execute()
-    return {"waiting": int(waiting), "unroutable": int(unroutable)}
+        for shard in keyspace.ALL_SHARDS:
+            pipe.xlen(keyspace.outbox(shard))
+            pipe.xlen(keyspace.unroutable(shard))
+        lengths = await pipe.execute()
+    return {"waiting": sum(lengths[::2]), "unroutable": sum(lengths[1::2])}

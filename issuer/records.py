@@ -39,39 +39,12 @@ async def write_session(redis: aioredis.Redis, sid: str, **record: Any) -> None:
     """Create or replace session `sid` and announce the change, in one script: it touches
     one key, so it runs on every topology, a Cluster included (a MULTI pipeline may not
     carry PUBLISH there)."""
-    key, fields, ttl_ms = _session_record(sid, **record)
+    key, fields, ttl_ms = session_record(sid, **record)
     flat = [item for pair in fields.items() for item in pair]
     await redis.eval(WRITE_SCRIPT, 1, key, SESSION_EVENTS_CHANNEL, sid, ttl_ms, *flat)
 
 
-def queue_session(
-    pipe: aioredis.client.Pipeline,
-    sid: str,
-    *,
-    sub: str,
-    ttl: float,
-    roles: Iterable[str] = (),
-    scope: str = "",
-    email: str = "",
-    name: str = "",
-    extra: Mapping[str, str] | None = None,
-) -> None:
-    """Queue on `pipe` (a MULTI pipeline) the commands that create or replace session
-    `sid`, alive for `ttl` seconds, and announce it; the caller executes, possibly with
-    commands of its own in the same transaction.
-
-    `extra`: fields of the issuer's own (the verifier reads only the contract's).
-    """
-    key, fields, ttl_ms = _session_record(
-        sid, sub=sub, ttl=ttl, roles=roles, scope=scope, email=email, name=name, extra=extra
-    )
-    pipe.delete(key)
-    pipe.hset(key, mapping=fields)
-    pipe.pexpire(key, ttl_ms)
-    pipe.publish(SESSION_EVENTS_CHANNEL, sid)
-
-
-def _session_record(
+def session_record(
     sid: str,
     *,
     sub: str,
@@ -82,6 +55,10 @@ def _session_record(
     name: str = "",
     extra: Mapping[str, str] | None = None,
 ) -> tuple[str, dict[str, str], int]:
+    """The key, the fields and the lifetime (ms) of session `sid` as the contract has it.
+
+    `extra`: fields of the issuer's own (the verifier reads only the contract's).
+    """
     fields: dict[str, str] = {
         **(extra or {}),
         SESSION_FIELD_SUB: sub,
@@ -97,9 +74,3 @@ async def end_session(redis: aioredis.Redis, sid: str) -> None:
     """Delete session `sid` and announce it: verifiers refuse it from then on. One script
     on one key, as `write_session`."""
     await redis.eval(END_SCRIPT, 1, session_key(sid), SESSION_EVENTS_CHANNEL, sid)
-
-
-def queue_end_session(pipe: aioredis.client.Pipeline, sid: str) -> None:
-    """Queue on `pipe` (a MULTI pipeline) the deletion of session `sid` and its announcement."""
-    pipe.delete(session_key(sid))
-    pipe.publish(SESSION_EVENTS_CHANNEL, sid)

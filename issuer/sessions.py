@@ -1,33 +1,44 @@
 """Sessions as the issuer owns them: one per login, indexed by user.
 
-The record itself is the contract's (issuer.records writes it and announces every
-change on the session-events channel). The issuer adds a per-session CSRF secret and
-keeps `authgate:user-sessions:{uid}` so a role change, suspension or deletion reaches
-every session of the user at once. Each start and end queues its event (issuer/outbox)
-in the same transaction.
+The record itself is the contract's (issuer.records builds it; every change is announced
+on the session-events channel). The issuer adds a per-session CSRF secret and keeps the
+user's session index (issuer/keyspace.py) so a role change, suspension or deletion reaches
+every session of the user at once. A user's sids are drawn in the user's shard, so each
+start and end is one script on one hash slot: the record, the index, its event (issuer/
+outbox) and the announcement together.
 
-Two races are closed with WATCH: a session is created only if the user is still active
-when it is written (a suspension that lands mid-login cannot miss it), and a role change
+The scripts close two races: a session is created only if its owner is still active when
+it is written (a suspension that lands mid-login cannot miss it), and a role change
 rewrites a session only if it still exists (it can never bring an ended one back).
+Service accounts' sessions (issuer/clients.py) start and end through the same scripts.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import WatchError
 
-from authgate.contract import SESSION_FIELD_CLIENT, session_key
+from authgate.contract import (
+    SESSION_EVENTS_CHANNEL,
+    SESSION_FIELD_CLIENT,
+    SESSION_FIELD_EMAIL,
+    SESSION_FIELD_NAME,
+    SESSION_FIELD_ROLES,
+    SESSION_FIELD_SUB,
+    session_key,
+    shard_of,
+)
 
-from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox
-from .records import queue_end_session, queue_session
+from . import keyspace
+from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox, stream_of
+from .records import session_record
 from .signing import new_session_id
-from .users import ACTIVE, USER, User
+from .users import ACTIVE, User
 
-USER_SESSIONS = "authgate:user-sessions:"
 FIELD_CSRF = "csrf"
 FIELD_CREATED = "created"
 FIELD_METHOD = "method"
@@ -35,8 +46,54 @@ FIELD_AGENT = "agent"
 #: Kept from the browser's User-Agent, to tell a person's sessions apart on their page.
 AGENT_MAX = 200
 LOGOUT = "logout"
-#: Tries of a WATCH transaction that keeps meeting concurrent changes.
-ATTEMPTS = 5
+
+# Starts a session if its owner's record still holds what the caller built the session
+# from (its status `active`, its roles…) and, for a service account, the credential
+# ARGV[5]: KEYS session, owner's record, owner's session index, owner's outbox. ARGV:
+# channel, sid, ttl ms, index ttl s (0: none), credential id or '', the event's routing key
+# and JSON ('' for none), the number N of expected fields, N field/value pairs, then the
+# record's fields. 1 if started, else 0.
+_START = """
+local n = tonumber(ARGV[8])
+for i = 9, 8 + 2 * n, 2 do
+  if (redis.call('HGET', KEYS[2], ARGV[i]) or '') ~= ARGV[i + 1] then return 0 end
+end
+if ARGV[5] ~= '' then
+  local held = false
+  for _, c in ipairs(cjson.decode(redis.call('HGET', KEYS[2], 'credentials') or '[]')) do
+    if c.id == ARGV[5] then held = true end
+  end
+  if not held then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 9 + 2 * n))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[2])
+if ARGV[4] ~= '0' then redis.call('EXPIRE', KEYS[3], ARGV[4]) end
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[4], '*', 'routing_key', ARGV[6], 'event', ARGV[7])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+"""
+# Ends a session: KEYS session, owner's session index, owner's outbox. ARGV: channel, sid,
+# then (routing key, event JSON) for each event to queue.
+_END = """
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[i], 'event', ARGV[i + 1])
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+"""
+# Carries a user's new roles and profile into a live session of theirs, never back into an
+# ended one: KEYS session. ARGV: channel, sid, uid, field, value, … 1 if rewritten.
+_REWRITE = """
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -61,6 +118,9 @@ class Sessions:
         self._redis = redis
         self._ttl = ttl
         self._outbox = outbox
+        self._start = redis.register_script(_START)
+        self._end = redis.register_script(_END)
+        self._rewrite = redis.register_script(_REWRITE)
 
     async def create(
         self, user: User, method: str, agent: str = "", *, client: str = "", scope: str = ""
@@ -69,35 +129,56 @@ class Sessions:
         device code) from `agent` (the browser, or the tool's name), through `client` (a
         device client; none for a browser) with `scope`; None when the user is no longer
         active (suspended or deleted meanwhile)."""
-        sid = new_session_id()
+        sid = draw_sid(user.id)
         csrf = secrets.token_urlsafe(32)
-        for _ in range(ATTEMPTS):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(USER + user.id)
-                if await pipe.hget(USER + user.id, "status") != ACTIVE:
-                    return None
-                now = time.time()
-                pipe.multi()
-                extra = {FIELD_CSRF: csrf, FIELD_CREATED: str(now), FIELD_METHOD: method,
-                         FIELD_AGENT: agent[:AGENT_MAX]}  # fmt: skip
-                if client:
-                    extra[SESSION_FIELD_CLIENT] = client
-                queue_session(
-                    pipe, sid, sub=user.id, ttl=self._ttl, roles=user.roles, scope=scope,
-                    email=user.session_email, name=user.name, extra=extra,
-                )  # fmt: skip
-                pipe.sadd(USER_SESSIONS + user.id, sid)
-                pipe.expire(USER_SESSIONS + user.id, self._ttl)
-                data = {"user_id": user.id, "session_id": sid, "method": method}
-                self._outbox.queue(pipe, LOGIN_SUCCEEDED, user.id, data)
-                try:
-                    await pipe.execute()
-                except WatchError:
-                    continue  # the user changed meanwhile: look again
-                return Session(
-                    sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl, scope=scope
-                )
-        raise RuntimeError(f"user {user.id} kept changing while a session was being created")
+        now = time.time()
+        extra = {FIELD_CSRF: csrf, FIELD_CREATED: str(now), FIELD_METHOD: method,
+                 FIELD_AGENT: agent[:AGENT_MAX]}  # fmt: skip
+        if client:
+            extra[SESSION_FIELD_CLIENT] = client
+        _, fields, _ = session_record(
+            sid, sub=user.id, ttl=self._ttl, roles=user.roles, scope=scope,
+            email=user.session_email, name=user.name, extra=extra,
+        )  # fmt: skip
+        event = self._outbox.event(
+            LOGIN_SUCCEEDED, user.id, {"user_id": user.id, "session_id": sid, "method": method}
+        )
+        started = await self.start(
+            sid, keyspace.user(user.id), keyspace.user_sessions(user.id), self._ttl, fields,
+            owner=user.id, index_ttl=self._ttl, event=event,
+        )  # fmt: skip
+        if not started:
+            return None
+        return Session(sid=sid, sub=user.id, csrf=csrf, expires_at=now + self._ttl, scope=scope)
+
+    async def start(
+        self,
+        sid: str,
+        owner_key: str,
+        index_key: str,
+        ttl: float,
+        fields: dict[str, str],
+        *,
+        owner: str,
+        expect: dict[str, str] | None = None,
+        index_ttl: int = 0,
+        credential: str = "",
+        event: dict[str, str] | None = None,
+    ) -> bool:
+        """Write session `sid` of `owner` (a user's or a client's id, whose record is at
+        `owner_key`) and index it (the index expiring after `index_ttl` s, or never), if
+        the owner is active and its record still has the fields of `expect` (and holds
+        `credential`, when given), with `event` queued; False when not."""
+        expected = {"status": ACTIVE, **(expect or {})}
+        routing, body = (event["routing_key"], event["event"]) if event else ("", "")
+        flat = [item for pair in fields.items() for item in pair]
+        started = await self._start(
+            keys=[session_key(sid), owner_key, index_key, stream_of(owner)],
+            args=[SESSION_EVENTS_CHANNEL, sid, int(ttl * 1000), index_ttl, credential, routing,
+                  body, len(expected), *(item for pair in expected.items() for item in pair),
+                  *flat],
+        )  # fmt: skip
+        return bool(int(started))
 
     async def get(self, sid: str) -> Session | None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -113,7 +194,7 @@ class Sessions:
 
     async def listed(self, uid: str) -> list[SessionInfo]:
         """The user's live sessions, newest first, as their account page shows them."""
-        sids = sorted(await self._redis.smembers(USER_SESSIONS + uid))
+        sids = sorted(await self._redis.smembers(keyspace.user_sessions(uid)))
         async with self._redis.pipeline(transaction=False) as pipe:
             for sid in sids:
                 pipe.hmget(session_key(sid), "sub", FIELD_CREATED, FIELD_METHOD, FIELD_AGENT)
@@ -127,56 +208,49 @@ class Sessions:
 
     async def end(self, sid: str, uid: str, reason: str) -> None:
         """End one session everywhere; `reason`: logout, revoked, refresh_token_reuse, …"""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            self._queue_end(pipe, sid, uid, reason)
-            await pipe.execute()
+        data = {"user_id": uid, "session_id": sid}
+        events = [self._outbox.event(SESSION_REVOKED, uid, {**data, "reason": reason})]
+        if reason == LOGOUT:
+            events.insert(0, self._outbox.event(LOGGED_OUT, uid, data))
+        await self.close(sid, keyspace.user_sessions(uid), owner=uid, events=events)
+
+    async def close(
+        self, sid: str, index_key: str, *, owner: str, events: Sequence[dict[str, str]] = ()
+    ) -> None:
+        """Delete session `sid` of `owner`, take it out of the index at `index_key`, queue
+        `events`, and announce it: verifiers refuse it from then on."""
+        flat = [item for event in events for item in (event["routing_key"], event["event"])]
+        await self._end(
+            keys=[session_key(sid), index_key, stream_of(owner)],
+            args=[SESSION_EVENTS_CHANNEL, sid, *flat],
+        )
 
     async def end_all(self, uid: str, reason: str) -> int:
         """End every session of the user. Each end also leaves the index, so a session
         created after the listing stays listed for the next call."""
-        sids = await self._redis.smembers(USER_SESSIONS + uid)
+        sids = await self._redis.smembers(keyspace.user_sessions(uid))
         for sid in sids:
             await self.end(sid, uid, reason)
         return len(sids)
 
-    def _queue_end(self, pipe: aioredis.client.Pipeline, sid: str, uid: str, reason: str) -> None:
-        queue_end_session(pipe, sid)
-        pipe.srem(USER_SESSIONS + uid, sid)
-        data = {"user_id": uid, "session_id": sid}
-        if reason == LOGOUT:
-            self._outbox.queue(pipe, LOGGED_OUT, uid, data)
-        self._outbox.queue(pipe, SESSION_REVOKED, uid, {**data, "reason": reason})
-
     async def update_all(self, user: User) -> None:
         """Carry a user's new roles or profile into each live session (and announce it)."""
-        for sid in await self._redis.smembers(USER_SESSIONS + user.id):
-            await self._rewrite(sid, user)
+        index = keyspace.user_sessions(user.id)
+        profile = {
+            SESSION_FIELD_SUB: user.id,
+            SESSION_FIELD_ROLES: " ".join(sorted(user.roles)),
+            SESSION_FIELD_EMAIL: user.session_email,
+            SESSION_FIELD_NAME: user.name,
+        }
+        flat = [item for pair in profile.items() for item in pair]
+        for sid in await self._redis.smembers(index):
+            rewritten = await self._rewrite(
+                keys=[session_key(sid)], args=[SESSION_EVENTS_CHANNEL, sid, user.id, *flat]
+            )
+            if not int(rewritten):  # ended meanwhile: never write it back
+                await self._redis.srem(index, sid)
 
-    async def _rewrite(self, sid: str, user: User) -> None:
-        key = session_key(sid)
-        for _ in range(ATTEMPTS):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(key)
-                fields = await pipe.hgetall(key)
-                pttl = await pipe.pttl(key)
-                if not fields or pttl <= 0:  # ended meanwhile: never write it back
-                    await pipe.unwatch()
-                    await self._redis.srem(USER_SESSIONS + user.id, sid)
-                    return
-                extra = {
-                    k: fields[k]
-                    for k in (FIELD_CSRF, FIELD_CREATED, FIELD_METHOD, FIELD_AGENT,
-                              SESSION_FIELD_CLIENT)
-                    if k in fields
-                }  # fmt: skip
-                pipe.multi()
-                queue_session(
-                    pipe, sid, sub=user.id, ttl=pttl / 1000, roles=user.roles,
-                    scope=fields.get("scope", ""), email=user.session_email, name=user.name,
-                    extra=extra,
-                )  # fmt: skip
-                try:
-                    await pipe.execute()
-                    return
-                except WatchError:
-                    continue  # ended or changed meanwhile: look again
+
+def draw_sid(owner: str) -> str:
+    """A new sid in the shard of `owner` (a user's or a client's id)."""
+    return keyspace.draw(shard_of(owner), new_session_id)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from authgate import config, redis_client
+from authgate import config
 from authgate.config import ConfigError, Option
 from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_AMQP_URL, DEFAULT_REDIS_URL
 
@@ -65,25 +65,12 @@ def _networks(raw: str) -> frozenset[str]:
     return frozenset(networks)
 
 
-def _redis_url(raw: str) -> str:
-    """authgate's Redis URL, but not a Cluster yet: the issuer's multi-key scripts and
-    transactions would fail there at the first sign-in (docs/scaling.md, Cluster-safe
-    data), so it is refused at start instead."""
-    value = config.redis_url(raw)
-    if redis_client.parse(value).topology == "cluster":
-        raise ValueError(
-            "Redis Cluster is not supported by the issuer yet (its multi-key operations "
-            "are not cluster-safe; docs/scaling.md): use standalone Redis or Sentinel"
-        )
-    return value
-
-
 OPTIONS: tuple[Option, ...] = (
     Option("host", config.text, "127.0.0.1", "address to listen on"),
     Option("port", config.integer(1, 65535), "9180", "port to listen on"),
     Option("public_url", config.url("http", "https"), "http://127.0.0.1:9180",
            "the issuer's public base URL; also the `iss` of its tokens"),
-    Option("redis_url", _redis_url, DEFAULT_REDIS_URL,
+    Option("redis_url", config.redis_url, DEFAULT_REDIS_URL,
            "Redis holding users and sessions"),
     Option("keys_dir", config.text, "run/issuer/keys",
            "signing keys; made on first start when empty"),

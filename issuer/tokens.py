@@ -5,6 +5,9 @@ every use. A used token that comes back within `grace` seconds gets the very ans
 first use got (a client that sent two refreshes at once is not punished); the answer is
 kept encrypted under a key derived from that token, so Redis never holds a usable token.
 Later, a used token coming back is reuse: its whole session is revoked at once.
+
+A token is kept in the shard of its hash (issuer/keyspace.py); a family's tokens and the
+family itself are drawn in the shard of their session, so a rotation is one script.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from authgate.contract import shard_of
+
+from . import keyspace
 from .clients import Client
 from .errors import InvalidGrant
 from .keys import KeyStore
@@ -28,8 +34,6 @@ from .sessions import Session, Sessions
 from .signing import access_token_claims
 from .users import ACTIVE, User, Users
 
-REFRESH = "authgate:refresh:"
-FAMILY = "authgate:refresh-family:"
 SESSION_CLIENT = "authgate-session"
 TOKEN_PREFIX = "agr_"  # noqa: S105 - marks our refresh tokens (for secret scanners)
 
@@ -114,9 +118,10 @@ class Tokens:
         self, user: User, session: Session, client_id: str, scope: str = ""
     ) -> dict[str, Any]:
         """A new access/refresh pair bound to `session` (a new refresh family)."""
-        refresh = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        family = secrets.token_urlsafe(16)
-        key = REFRESH + token_hash(refresh)
+        shard = shard_of(session.sid)
+        refresh = new_refresh_token(shard)
+        family = keyspace.draw(shard, lambda: secrets.token_urlsafe(16))
+        key = keyspace.refresh(token_hash(refresh))
         absolute = session.expires_at
         ttl_ms = self._ttl_ms(absolute)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -125,15 +130,15 @@ class Tokens:
                 "scope": scope, "family": family, "absolute_exp": str(absolute),
             })  # fmt: skip
             pipe.pexpire(key, ttl_ms)
-            pipe.sadd(FAMILY + family, key)
-            pipe.pexpire(FAMILY + family, max(ttl_ms, int((absolute - time.time()) * 1000)))
+            pipe.sadd(keyspace.family(family), key)
+            pipe.pexpire(keyspace.family(family), max(ttl_ms, int((absolute - time.time()) * 1000)))
             await pipe.execute()
         return self._response(
             self.access_token(user, session.sid, client_id, scope), refresh, scope
         )
 
     async def refresh(self, token: str) -> dict[str, Any]:
-        key = REFRESH + token_hash(token)
+        key = keyspace.refresh(token_hash(token))
         fields = await self._redis.hgetall(key)
         if not fields:
             raise InvalidGrant("refresh token unknown or expired")
@@ -143,11 +148,12 @@ class Tokens:
             if session is None or user is None or user.status != ACTIVE:
                 await self._drop_family(fields)
                 raise InvalidGrant("the session has ended")
-            successor = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            successor = new_refresh_token(shard_of(token_hash(token)))
             access = self.access_token(user, session.sid, fields["client_id"], fields["scope"])
             response = self._response(access, successor, fields["scope"])
             outcome = await self._rotate(
-                keys=[key, REFRESH + token_hash(successor), FAMILY + fields["family"]],
+                keys=[key, keyspace.refresh(token_hash(successor)),
+                      keyspace.family(fields["family"])],
                 args=[time.time(), self._settings.refresh_grace, _seal(token, response),
                       self._ttl_ms(float(fields["absolute_exp"]))],
             )  # fmt: skip
@@ -166,7 +172,7 @@ class Tokens:
 
     async def revoke(self, token: str) -> bool:
         """RFC 7009 for refresh tokens: ends the token's session. False if not ours."""
-        fields = await self._redis.hgetall(REFRESH + token_hash(token))
+        fields = await self._redis.hgetall(keyspace.refresh(token_hash(token)))
         if not fields:
             return False
         await self._revoke_family(fields, "revoked")
@@ -178,8 +184,9 @@ class Tokens:
         await self._drop_family(fields)
 
     async def _drop_family(self, fields: dict[str, str]) -> None:
-        members = await self._redis.smembers(FAMILY + fields["family"])
-        await self._redis.delete(FAMILY + fields["family"], *members)
+        family = keyspace.family(fields["family"])
+        members = await self._redis.smembers(family)
+        await self._redis.delete(family, *members)
 
     def _ttl_ms(self, absolute: float) -> int:
         return max(1, int(min(self._settings.refresh_idle_ttl, absolute - time.time()) * 1000))
@@ -194,6 +201,11 @@ class Tokens:
         if scope:
             body["scope"] = scope
         return body
+
+
+def new_refresh_token(shard: str) -> str:
+    """256 random bits, marked as ours, whose hash lies in `shard`."""
+    return keyspace.draw(shard, lambda: TOKEN_PREFIX + secrets.token_urlsafe(32), of=token_hash)
 
 
 def _grace_key(token: str) -> bytes:

@@ -1,10 +1,18 @@
 """Users in Redis, keyed by (provider, subject) — never by email.
 
-authgate:user:{uid}                    hash: email, name, roles, status, created,
-                                             identities[, password]
-authgate:identity:{provider}:{subject} → uid
-authgate:local:{email}                 → uid (local accounts)
-authgate:users                         sorted set of uids by creation time (listing)
+The keys (issuer/keyspace.py): the user's hash (email, name, roles, status, created,
+identities[, password]) in the shard of its id; an index from each identity (and from a
+local account's email) to the id, in the shard of the identity; and the listing by
+creation time.
+
+A new user is drawn in the shard of the identity or email it signs up with, so the index,
+the user and its user.created event are written by one script: two concurrent first logins
+of one person make one user. What spans two shards is written in two steps, ordered so
+that a failure between them can only leave an index pointing at a user that doesn't list
+it (linking: the index is claimed first, and given back if the user is gone) or at no user
+(deleting: the user goes first, its indexes after). Such an index is recognised and
+dropped when it is next used, and the identity signs up anew. The listing is written after
+the user; a failure between them leaves a user out of the listing, found by id.
 """
 
 from __future__ import annotations
@@ -15,34 +23,49 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from authgate.contract import shard_of
+
+from . import keyspace
 from .errors import Conflict
-from .outbox import PLATFORM_CONNECTED, STREAM, USER_CREATED, USER_DELETED, USER_UPDATED, Outbox
+from .outbox import PLATFORM_CONNECTED, USER_CREATED, USER_DELETED, USER_UPDATED, Outbox, stream_of
 from .providers import Identity
 
-USER = "authgate:user:"
-IDENTITY = "authgate:identity:"
-LOCAL = "authgate:local:"
-USERS = "authgate:users"
 ACTIVE, SUSPENDED = "active", "suspended"
+#: Tries of a sign-up that keeps meeting an index left by a deleted user.
+ATTEMPTS = 3
 
-# Finds or creates the user of an identity in one step, so two concurrent first logins
-# of the same person make one user, and a new user's user.created event is written with
-# it. Returns {uid, created (1/0), the user's hash}.
-_UPSERT = """
+# The user an index (identity or local email) points at, or a new one created with the
+# index and its event: KEYS index, the new user's hash (drawn in the index's shard), the
+# shard's outbox. ARGV: the new id, routing key, event, then the new user's fields.
+# Returns {uid, 1 if created}.
+_FIND_OR_CREATE = """
 local uid = redis.call('GET', KEYS[1])
-if uid then
-  if ARGV[2] ~= '' then
-    redis.call('HSET', ARGV[5] .. uid, 'email', ARGV[2], 'email_verified', '1')
-  end
-  if ARGV[3] ~= '' then redis.call('HSET', ARGV[5] .. uid, 'name', ARGV[3]) end
-  return {uid, 0, redis.call('HGETALL', ARGV[5] .. uid)}
-end
+if uid then return {uid, 0} end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('HSET', ARGV[5] .. ARGV[1], 'email', ARGV[2], 'name', ARGV[3], 'roles', '',
-           'status', 'active', 'created', ARGV[4], 'identities', ARGV[6], 'email_verified', '1')
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[7], 'event', ARGV[8])
-return {ARGV[1], 1, redis.call('HGETALL', ARGV[5] .. ARGV[1])}
+redis.call('HSET', KEYS[2], unpack(ARGV, 4))
+redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[2], 'event', ARGV[3])
+return {ARGV[1], 1}
+"""
+# What a provider now says of an existing user (email, name: '' keeps the stored one):
+# KEYS the user's hash. Returns the hash, empty when there is no such user.
+_PROFILE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'email', ARGV[1], 'email_verified', '1') end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[2]) end
+return redis.call('HGETALL', KEYS[1])
+"""
+# Adds an identity to an existing user, with its event: KEYS the user's hash, its outbox.
+# ARGV: "provider:subject", routing key, event. 0 when there is no such user.
+_ATTACH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local ids = redis.call('HGET', KEYS[1], 'identities') or ''
+redis.call('HSET', KEYS[1], 'identities', ids .. ' ' .. ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'routing_key', ARGV[2], 'event', ARGV[3])
+return 1
+"""
+# Drops an index if it still points at ARGV[1]: KEYS the index.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 
 
@@ -82,42 +105,57 @@ def _user(uid: str, fields: dict[str, str]) -> User:
     )
 
 
-# Attaches an identity to an existing user unless it belongs to someone: {1} or {0, owner}.
-_LINK = """
-local owner = redis.call('GET', KEYS[1])
-if owner then return {0, owner} end
-redis.call('SET', KEYS[1], ARGV[1])
-local ids = redis.call('HGET', KEYS[2], 'identities') or ''
-redis.call('HSET', KEYS[2], 'identities', ids .. ' ' .. ARGV[2])
-redis.call('XADD', KEYS[3], '*', 'routing_key', ARGV[3], 'event', ARGV[4])
-return {1, ARGV[1]}
-"""
-
-
 class Users:
     def __init__(self, redis: aioredis.Redis, outbox: Outbox) -> None:
         self._redis = redis
         self._outbox = outbox
-        self._upsert = redis.register_script(_UPSERT)
-        self._link = redis.register_script(_LINK)
+        self._find_or_create = redis.register_script(_FIND_OR_CREATE)
+        self._profile = redis.register_script(_PROFILE)
+        self._attach = redis.register_script(_ATTACH)
+        self._release = redis.register_script(_RELEASE)
 
     async def upsert(self, identity: Identity) -> tuple[User, bool]:
         """The user behind `identity`, created on first login; (user, created)."""
         email = identity.email if identity.email_verified and identity.email else ""
         ref = f"{identity.provider}:{identity.subject}"
-        uid = new_id()
         name = identity.name or ""
-        data = {"user_id": uid, "provider": identity.provider, "email": email, "name": name}
-        created_event = self._outbox.event(USER_CREATED, uid, data)
-        uid, created, flat = await self._upsert(
-            keys=[IDENTITY + ref, USERS, STREAM],
-            args=[uid, email, identity.name or "", time.time(), USER, ref,
-                  created_event["routing_key"], created_event["event"]],
-        )  # fmt: skip
-        return _user(uid, dict(zip(flat[::2], flat[1::2], strict=True))), bool(int(created))
+        fields = {"email": email, "name": name, "roles": "", "status": ACTIVE,
+                  "identities": ref, "email_verified": "1"}  # fmt: skip
+        data = {"provider": identity.provider, "email": email, "name": name}
+        for _ in range(ATTEMPTS):
+            user, created = await self._sign_up(keyspace.identity(ref), shard_of(ref), fields, data)
+            if created:
+                return user, True
+            flat = await self._profile(keys=[keyspace.user(user.id)], args=[email, name])
+            if flat:
+                return _user(user.id, dict(zip(flat[::2], flat[1::2], strict=True))), False
+            await self._drop_index(keyspace.identity(ref), user.id)
+        raise RuntimeError(f"the index of {ref} kept pointing at deleted users")
+
+    async def _sign_up(
+        self, index: str, shard: str, fields: dict[str, str], data: dict[str, str]
+    ) -> tuple[User, bool]:
+        """The user `index` (in `shard`) points at (only its id is filled in), or a new
+        one with `fields`, created beside the index; (user, created)."""
+        uid = keyspace.draw(shard, new_id)
+        now = time.time()
+        event = self._outbox.event(USER_CREATED, uid, {"user_id": uid, **data})
+        fields = {**fields, "created": str(now)}
+        flat = [item for pair in fields.items() for item in pair]
+        found, created = await self._find_or_create(
+            keys=[index, keyspace.user(uid), stream_of(uid)],
+            args=[uid, event["routing_key"], event["event"], *flat],
+        )
+        if not int(created):
+            return User(found, "", "", frozenset(), "", 0.0, ()), False
+        await self._redis.zadd(keyspace.USERS, {uid: now})
+        return _user(uid, fields), True
+
+    async def _drop_index(self, index: str, uid: str) -> None:
+        await self._release(keys=[index], args=[uid])
 
     async def get(self, uid: str) -> User | None:
-        fields = await self._redis.hgetall(USER + uid)
+        fields = await self._redis.hgetall(keyspace.user(uid))
         return _user(uid, fields) if fields else None
 
     async def page(
@@ -132,7 +170,7 @@ class Users:
         position: int = cursor
         needle = query.lower()
         while len(found) < limit:
-            uids = await self._redis.zrange(USERS, position, position + 199)
+            uids = await self._redis.zrange(keyspace.USERS, position, position + 199)
             if not uids:
                 return found, None
             for offset, uid in enumerate(uids):
@@ -168,75 +206,75 @@ class Users:
         self, uid: str, field: str, stored: str, reported: object, actor: str
     ) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(USER + uid, field, stored)
+            pipe.hset(keyspace.user(uid), field, stored)
             self._outbox.queue(
                 pipe, USER_UPDATED, uid, {"user_id": uid, field: reported, "by": actor}
             )
             await pipe.execute()
 
     async def delete(self, user: User, actor: str) -> None:
-        keys = [USER + user.id, *(IDENTITY + ref for ref in user.identities)]
-        if user.email:
-            local = LOCAL + user.email.lower()
-            if await self._redis.get(local) == user.id:
-                keys.append(local)
+        """The user first (with its event), then its indexes and its place in the listing."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys)
-            pipe.zrem(USERS, user.id)
+            pipe.delete(keyspace.user(user.id))
             self._outbox.queue(pipe, USER_DELETED, user.id, {"user_id": user.id, "by": actor})
             await pipe.execute()
+        for index in [keyspace.identity(ref) for ref in user.identities] + (
+            [keyspace.local(user.email)] if user.email else []
+        ):
+            await self._drop_index(index, user.id)
+        await self._redis.zrem(keyspace.USERS, user.id)
 
     async def link(self, user: User, identity: Identity) -> bool:
         """Attach another provider's identity to `user` (platform.connected); False when
-        that identity already belongs to a user (this one included)."""
+        that identity already belongs to a user (this one included), or `user` is gone."""
         ref = f"{identity.provider}:{identity.subject}"
+        index = keyspace.identity(ref)
+        if not await self._redis.set(index, user.id, nx=True):
+            return False
         event = self._outbox.event(PLATFORM_CONNECTED, user.id, {
             "user_id": user.id, "provider": identity.provider, "subject": identity.subject,
         })  # fmt: skip
-        linked, _ = await self._link(
-            keys=[IDENTITY + ref, USER + user.id, STREAM],
-            args=[user.id, ref, event["routing_key"], event["event"]],
+        attached = await self._attach(
+            keys=[keyspace.user(user.id), stream_of(user.id)],
+            args=[ref, event["routing_key"], event["event"]],
         )
-        return bool(int(linked))
+        if not int(attached):  # deleted meanwhile: give the identity back
+            await self._drop_index(index, user.id)
+        return bool(int(attached))
 
     # --- local accounts ---
 
     async def create_local(self, email: str, name: str, password_hash: str) -> User | None:
         """A local account; None when the email is taken (by a local account)."""
-        uid = new_id()
-        if not await self._redis.set(LOCAL + email.lower(), uid, nx=True):
-            return None
-        now = time.time()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(USER + uid, mapping={
-                "email": email, "name": name, "roles": "", "status": ACTIVE, "created": str(now),
-                "identities": f"local:{email.lower()}", "password": password_hash,
-                # Nobody has checked the address yet: it stays out of X-Auth-Email.
-                "email_verified": "0",
-            })  # fmt: skip
-            pipe.zadd(USERS, {uid: now})
-            data = {"user_id": uid, "provider": "local", "email": email, "name": name}
-            self._outbox.queue(pipe, USER_CREATED, uid, data)
-            await pipe.execute()
-        user = await self.get(uid)
-        if user is None:  # deleted in the moment since it was written
-            raise Conflict("the account was removed as it was being created")
-        return user
+        fields = {"email": email, "name": name, "roles": "", "status": ACTIVE,
+                  "identities": f"local:{email.lower()}", "password": password_hash,
+                  # Nobody has checked the address yet: it stays out of X-Auth-Email.
+                  "email_verified": "0"}  # fmt: skip
+        data = {"provider": "local", "email": email, "name": name}
+        index = keyspace.local(email)
+        for _ in range(ATTEMPTS):
+            user, created = await self._sign_up(index, shard_of(email.lower()), fields, data)
+            if created:
+                return user
+            if await self.get(user.id) is not None:
+                return None
+            await self._drop_index(index, user.id)
+        raise Conflict("the address kept pointing at removed accounts: try again")
 
     async def local_owner(self, email: str) -> str | None:
         """The id of the local account of `email`, if there is one."""
-        uid: str | None = await self._redis.get(LOCAL + email.lower())
+        uid: str | None = await self._redis.get(keyspace.local(email))
         return uid
 
     async def local_credentials(self, email: str) -> tuple[str, str] | None:
-        uid = await self._redis.get(LOCAL + email.lower())
+        uid = await self._redis.get(keyspace.local(email))
         if uid is None:
             return None
-        password = await self._redis.hget(USER + uid, "password")
+        password = await self._redis.hget(keyspace.user(uid), "password")
         return (uid, password) if password else None
 
     async def set_password_hash(self, uid: str, password_hash: str) -> None:
-        await self._redis.hset(USER + uid, "password", password_hash)
+        await self._redis.hset(keyspace.user(uid), "password", password_hash)
 
 
 def new_id() -> str:

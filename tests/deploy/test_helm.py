@@ -326,7 +326,8 @@ def _load_every_service(manifests: Manifests, tmp: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "values", ["redis-standalone.yaml", "redis-sentinel.yaml", "ingress-nginx.yaml"]
+    "values",
+    ["redis-standalone.yaml", "redis-sentinel.yaml", "redis-cluster.yaml", "ingress-nginx.yaml"],
 )
 def test_each_service_loads_its_settings_from_the_chart(
     rendered: dict[str, Manifests], values: str, tmp_path: Path
@@ -334,19 +335,6 @@ def test_each_service_loads_its_settings_from_the_chart(
     """Every AUTHGATE_* / MEMBERS_* name the chart sets is one the service reads, and the
     values make a settings object without a single problem."""
     _load_every_service(rendered[values], tmp_path)
-
-
-def test_a_cluster_url_is_refused_by_the_issuer_alone_until_its_keys_share_slots(
-    rendered: dict[str, Manifests], tmp_path: Path
-) -> None:
-    """The verifier and the gateway read a Cluster URL; the issuer refuses it at start,
-    saying why (its scripts still touch keys of several hash slots: docs/scaling.md). This
-    test fails the day the issuer takes it, so that the values file and docs move then."""
-    with pytest.raises(AssertionError) as refused:
-        _load_every_service(rendered["redis-cluster.yaml"], tmp_path)
-    problems = [line for line in str(refused.value).splitlines() if "AUTHGATE_" in line]
-    assert str(refused.value).startswith("issuer:"), str(refused.value)
-    assert problems and all("AUTHGATE_REDIS_URL" in p for p in problems), str(refused.value)
 
 
 def test_a_bad_value_from_the_chart_is_refused_by_the_service(

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from issuer import keyspace
 from issuer.api import SESSION_GRANT
 from issuer.keys import KeyStore
 
@@ -104,7 +105,7 @@ def test_access_token_works_at_the_verifier_and_refresh_rotates(
     assert rotated.json()["refresh_token"] != pair["refresh_token"]
     assert verify(verifier_of_issuer, rotated.json()["access_token"]).status_code == 204
     # Only hashes are stored: no key or value in Redis holds the token itself.
-    for key in social.redis.scan_iter("authgate:refresh:*"):
+    for key in social.redis.scan_iter("authgate:{*}:refresh:*"):
         assert pair["refresh_token"] not in key
         assert all(pair["refresh_token"] not in str(v) for v in social.redis.hgetall(key).values())
 
@@ -144,9 +145,9 @@ def test_refresh_token_reuse_revokes_the_session_at_once(
 
 
 def _refresh_keys(social: Social, pair: dict[str, Any]) -> list[str]:
-    from issuer.tokens import REFRESH, token_hash
+    from issuer.tokens import token_hash
 
-    return [REFRESH + token_hash(pair["refresh_token"])]
+    return [keyspace.refresh(token_hash(pair["refresh_token"]))]
 
 
 def test_revoke_ends_the_session(social: Social, verifier_of_issuer: VerifierProcess) -> None:
@@ -315,7 +316,7 @@ def test_local_accounts(social: Social) -> None:
         )
         assert http.post(f"{social.issuer.url}/register", data=again).status_code == 303
     stored = social.redis.hget(
-        f"authgate:user:{social.redis.get('authgate:local:' + local_email.lower())}", "password"
+        keyspace.user(social.redis.get(keyspace.local(local_email))), "password"
     )
     assert stored and stored.startswith("$argon2id$")
     with browser() as http:

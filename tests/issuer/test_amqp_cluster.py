@@ -18,6 +18,7 @@ import aio_pika
 import pytest
 
 from authgate import redis_client
+from issuer import keyspace
 from issuer.amqp import (
     NoNodeAnswered,
     connect_first,
@@ -26,7 +27,7 @@ from issuer.amqp import (
     shown,
 )
 from issuer.inbound import LifecycleConsumer
-from issuer.outbox import GROUP, STREAM, USER_UPDATED, Outbox
+from issuer.outbox import GROUP, USER_UPDATED, Outbox
 from issuer.relay import Relay
 from issuer.settings import load_settings
 from stack.processes import free_ports
@@ -182,13 +183,16 @@ def test_the_relay_loses_nothing_when_its_node_is_killed(
 
     async def main() -> dict[str, float]:
         redis = redis_client.connect(_db(redis_url))
-        await redis.delete(STREAM)
+        streams = [keyspace.outbox(shard) for shard in keyspace.ALL_SHARDS]
+        await redis.delete(*streams)
         outbox = Outbox("urn:test:cluster")
         async with redis.pipeline(transaction=False) as pipe:
             for n in range(EVENTS):
                 outbox.queue(pipe, USER_UPDATED, f"user-{n}", {"n": n})
             await pipe.execute()
-        expected = {json_id(fields) for _, fields in await redis.xrange(STREAM)}
+        expected = {
+            json_id(fields) for stream in streams for _, fields in await redis.xrange(stream)
+        }
         assert len(expected) == EVENTS
 
         # Downstream: a quorum queue (three replicas) read through the last node, which
@@ -230,12 +234,13 @@ def test_the_relay_loses_nothing_when_its_node_is_killed(
             rabbitmq_cluster.revive()
         assert set(received) == expected  # nothing lost, nothing foreign
         assert relay.last_error is not None  # it did lose its node
-        assert await redis.xlen(STREAM) == 0  # all confirmed, acknowledged and deleted
-        assert (await redis.xpending(STREAM, GROUP))["pending"] == 0
+        for stream in streams:
+            assert await redis.xlen(stream) == 0  # all confirmed, acknowledged and deleted
+            assert (await redis.xpending(stream, GROUP))["pending"] == 0
         await channel.queue_delete(queue)
         await channel.exchange_delete(exchange)
         await sink.close()
-        await redis.delete(STREAM)
+        await redis.delete(*streams)
         await redis.aclose()
         return {"reconnect": reconnected - killed, "resume": resumed - killed,
                 "done": done - killed, "duplicates": len(received) - len(expected),

@@ -3,9 +3,8 @@ hash slot, or a Redis Cluster refuses it (CROSSSLOT).
 
 Each operation runs on real Redis while every script call and transaction is recorded;
 the keys of a transaction are the server's own answer (`COMMAND GETKEYS`), WATCHed keys
-included. The test proves they share a slot. The operations that do not yet are marked
-xfail (strict: one that starts to pass must lose its mark) until the key redesign with
-hash tags; docs/scaling.md lists them.
+included. The test proves they share a slot (issuer/keyspace.py: the shards).
+tests/issuer/test_on_cluster.py runs the same operations on a real Cluster.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from issuer.clients import SERVICE, Clients
+from issuer.clients import SECRET, SERVICE, Clients, new_credential_id
 from issuer.keys import KeyStore
 from issuer.outbox import Outbox
 from issuer.providers import Identity
@@ -34,12 +33,6 @@ from issuer.records import end_session, write_session
 from issuer.sessions import Sessions
 from issuer.tokens import Tokens, TokenSettings
 from issuer.users import SUSPENDED, Users
-
-CROSS = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,  # the slot check, not some other failure
-    reason="cross-slot until the hash-tag key redesign (docs/scaling.md, Cluster-safe data)",
-)
 
 
 @dataclass
@@ -154,6 +147,53 @@ async def _client_create_and_suspend(s: Stores, record: Recorder) -> None:
         await s.clients.set_status(client.id, SUSPENDED, "test")
 
 
+async def _user_roles_reach_sessions(s: Stores, record: Recorder) -> None:
+    user, _ = await s.users.upsert(_identity())
+    await s.sessions.create(user, "slots")
+    await s.users.set_roles(user.id, frozenset({"editor"}), actor="test")
+    changed = await s.users.get(user.id)
+    assert changed is not None
+    with record.recording():
+        await s.sessions.update_all(changed)
+
+
+async def _user_delete(s: Stores, record: Recorder) -> None:
+    user, _ = await s.users.upsert(_identity())
+    await s.users.link(user, _identity())
+    user = await s.users.get(user.id) or user
+    with record.recording():
+        await s.users.delete(user, "test")
+    again, created = await s.users.upsert(Identity("slots", user.identities[0].split(":")[1],
+                                                   None, False, "Again"))  # fmt: skip
+    assert created and again.id != user.id  # the index the deletion dropped is free
+
+
+async def _local_account(s: Stores, record: Recorder) -> None:
+    with record.recording():
+        user = await s.users.create_local(f"{secrets.token_hex(6)}@slots.test", "L", "hash")
+    assert user is not None
+
+
+async def _client_token_and_suspend(s: Stores, record: Recorder) -> None:
+    client = await s.clients.create("slots", SERVICE, frozenset(), frozenset(), "test")
+    credential = new_credential_id()
+    await s.clients.add_credential(client.id, credential, SECRET, "hash", "test")
+    with record.recording():
+        sid = await s.clients.start_session(client, credential, "", 60)
+        assert sid is not None
+        assert await s.clients.set_status(client.id, SUSPENDED, "test") == 1
+
+
+async def _token_revoke(s: Stores, record: Recorder) -> None:
+    user, _ = await s.users.upsert(_identity())
+    session = await s.sessions.create(user, "slots")
+    assert session is not None
+    pair = await s.tokens.issue(user, session, "slots")
+    with record.recording():
+        assert await s.tokens.revoke(pair["refresh_token"])
+    assert await s.sessions.get(session.sid) is None
+
+
 async def _contract_records(s: Stores, record: Recorder) -> None:
     sid = secrets.token_urlsafe(16)
     with record.recording():
@@ -164,13 +204,18 @@ async def _contract_records(s: Stores, record: Recorder) -> None:
 Operation = Callable[[Stores, Recorder], Awaitable[None]]
 OPERATIONS: list[Any] = [
     pytest.param(_contract_records, id="contract-session-scripts"),
-    pytest.param(_user_upsert, id="user-upsert", marks=CROSS),
-    pytest.param(_user_link, id="user-link", marks=CROSS),
-    pytest.param(_user_roles, id="user-roles", marks=CROSS),
-    pytest.param(_session_create, id="session-create", marks=CROSS),
-    pytest.param(_session_end_all, id="session-end-all", marks=CROSS),
-    pytest.param(_token_issue_and_refresh, id="token-issue-refresh", marks=CROSS),
-    pytest.param(_client_create_and_suspend, id="client-create-suspend", marks=CROSS),
+    pytest.param(_user_upsert, id="user-upsert"),
+    pytest.param(_user_link, id="user-link"),
+    pytest.param(_user_roles, id="user-roles"),
+    pytest.param(_session_create, id="session-create"),
+    pytest.param(_session_end_all, id="session-end-all"),
+    pytest.param(_token_issue_and_refresh, id="token-issue-refresh"),
+    pytest.param(_client_create_and_suspend, id="client-create-suspend"),
+    pytest.param(_user_roles_reach_sessions, id="user-roles-reach-sessions"),
+    pytest.param(_user_delete, id="user-delete"),
+    pytest.param(_local_account, id="local-account"),
+    pytest.param(_client_token_and_suspend, id="client-token-suspend"),
+    pytest.param(_token_revoke, id="token-revoke"),
 ]  # fmt: skip
 
 

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import redis
 
+from issuer import keyspace
 from issuer.api import SESSION_GRANT
-from issuer.outbox import STREAM
+from issuer.outbox import stream_of
 
 from ..amqp import (
     EventSink,
@@ -63,7 +64,8 @@ def events(
 ) -> Iterator[Events]:
     url = _db(redis_url, EVENTS_DB)
     client = redis.Redis.from_url(url, decode_responses=True)
-    client.delete(STREAM, "authgate:outbox:unroutable")
+    client.delete(*map(keyspace.outbox, keyspace.ALL_SHARDS))
+    client.delete(*map(keyspace.unroutable, keyspace.ALL_SHARDS))
     run = secrets.token_hex(4)
     names = {"exchange": f"authgate.events.t{run}", "inbound": f"member.events.t{run}",
              "queue": f"authgate.issuer.lifecycle.t{run}"}  # fmt: skip
@@ -212,9 +214,11 @@ def _reuse_a_refresh_token(social: Social, http: httpx.Client, csrf: str) -> lis
                      headers={"X-CSRF-Token": csrf}).json()  # fmt: skip
     refresh = {"grant_type": "refresh_token", "refresh_token": pair["refresh_token"]}
     assert httpx.post(f"{social.issuer.url}/token", data=refresh).status_code == 200
-    from issuer.tokens import REFRESH, token_hash
+    from issuer.tokens import token_hash
 
-    social.redis.hset(REFRESH + token_hash(pair["refresh_token"]), "used_at", str(time.time() - 60))
+    social.redis.hset(
+        keyspace.refresh(token_hash(pair["refresh_token"])), "used_at", str(time.time() - 60)
+    )
     assert httpx.post(f"{social.issuer.url}/token", data=refresh).status_code == 400
     return [pair["access_token"], pair["refresh_token"]]
 
@@ -344,7 +348,9 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
     social = events.social
     extra_db = _db(events.redis_url, EVENTS_DB + 1)
     client = redis.Redis.from_url(extra_db, decode_responses=True)
-    client.delete(STREAM)
+    subject = f"relay-test-{uuid.uuid4().hex[:8]}"
+    stream = stream_of(subject)
+    client.delete(stream)
     proxy = TcpProxy(*amqp_address(events.amqp_url))
     env = {**social.issuer.env, "AUTHGATE_REDIS_URL": extra_db,
            "AUTHGATE_AMQP_URL": via_proxy(events.amqp_url, proxy), "AUTHGATE_RELAY_CLAIM_IDLE": "1"}  # fmt: skip
@@ -353,22 +359,21 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
     try:
         # Connected and reading: a consumer appears in the group at its first XREADGROUP,
         # which the relay makes only once its channel and exchange are ready.
-        wait_until(lambda: client.exists(STREAM) and client.xinfo_groups(STREAM)
-                   and client.xinfo_consumers(STREAM, "relay"), 15,
+        wait_until(lambda: client.exists(stream) and client.xinfo_groups(stream)
+                   and client.xinfo_consumers(stream, "relay"), 15,
                    "the relay never started reading", interval=0.05)  # fmt: skip
         proxy.pause()  # from here on, publishes are sent and never confirmed
         from issuer.outbox import Outbox
 
         outbox = Outbox("https://issuer.test")
-        subject = f"relay-test-{uuid.uuid4().hex[:8]}"
         with client.pipeline(transaction=True) as pipe:  # all ten in one read of the relay's
             for n in range(10):
                 pipe.xadd(
-                    STREAM, outbox.event("user.updated", subject, {"user_id": subject, "n": n})
+                    stream, outbox.event("user.updated", subject, {"user_id": subject, "n": n})
                 )
             pipe.execute()
-        wait_until(lambda: client.xpending(STREAM, "relay")["pending"] >= 10, 15,  # in flight
-                   lambda: str(client.xpending(STREAM, "relay")), interval=0.05)  # fmt: skip
+        wait_until(lambda: client.xpending(stream, "relay")["pending"] >= 10, 15,  # in flight
+                   lambda: str(client.xpending(stream, "relay")), interval=0.05)  # fmt: skip
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
         proxy.restore()
@@ -384,8 +389,8 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
                 {e.event["data"]["n"] for e in received if e.event["subject"] == subject}
             )
             assert numbers == list(range(10))
-            wait_until(lambda: not client.xlen(STREAM)
-                       and not client.xpending(STREAM, "relay")["pending"], 10,
+            wait_until(lambda: not client.xlen(stream)
+                       and not client.xpending(stream, "relay")["pending"], 10,
                        "the outbox was not emptied", interval=0.05)  # fmt: skip
         finally:
             second.terminate()
@@ -394,7 +399,7 @@ def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> N
         if first.poll() is None:
             first.kill()
         proxy.close()
-        client.delete(STREAM)
+        client.delete(stream)
         client.close()
 
 
@@ -500,7 +505,8 @@ def test_inbound_body_claiming_another_action_than_its_routing_key_is_refused(
 
 def test_relay_recreates_a_lost_consumer_group(events: Events) -> None:
     social = events.social
-    social.redis.delete(STREAM)  # a Redis restart without persistence: stream and group gone
+    # A Redis restart without persistence: streams and groups gone.
+    social.redis.delete(*map(keyspace.outbox, keyspace.ALL_SHARDS))
     with browser() as http:
         assert login(social, http, "kakao", kakao()).status_code == 303
         uid = me(social, http)["id"]

@@ -11,6 +11,8 @@ from fnmatch import fnmatch
 
 import pytest
 
+from issuer import keyspace
+
 from ..harness import REPO
 from ..social import Social, browser
 from .corpus import corpus, fill, fresh_email, register
@@ -40,7 +42,7 @@ def test_weak_passwords_are_refused_with_the_reason(social: Social, case: dict[s
     assert password not in refused.text.replace(email, "")
     field = re.search(r'<input[^>]*type="password"[^>]*>', refused.text)
     assert field is not None and "value=" not in field.group(0)  # the password is not kept
-    assert social.redis.get(f"authgate:local:{email}") is None
+    assert social.redis.get(keyspace.local(email)) is None
 
 
 @pytest.mark.parametrize("password", corpus("acceptable_passwords"))

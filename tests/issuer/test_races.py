@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from contextlib import closing
+from typing import Any
 from unittest import mock
 
 import httpx
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from authgate.contract import session_key
+from issuer import keyspace
 from issuer.api import SESSION_GRANT
 from issuer.outbox import Outbox
 from issuer.providers import Identity
@@ -33,46 +34,50 @@ def test_a_role_change_never_brings_an_ended_session_back(redis_url: str) -> Non
         user, _ = await users.upsert(Identity("race", secrets.token_hex(8), None, False, "R"))
         session = await sessions.create(user, "race")
         assert session is not None
-        real_pttl = Pipeline.pttl
+        rewrite = sessions._rewrite
+        ended: list[str] = []
 
-        async def end_it_meanwhile(self: Pipeline, name: str) -> int:
-            # The session ends (logout, suspension) between the rewrite's read and write.
+        async def end_it_meanwhile(**kwargs: Any) -> Any:
+            # The session ends (logout, suspension) between the listing of the user's
+            # sessions and the rewrite of this one.
             await sessions.end(session.sid, user.id, "logout")
-            result: int = await real_pttl(self, name)
-            return result
+            ended.append(session.sid)
+            return await rewrite(**kwargs)
 
         await users.set_roles(user.id, frozenset({"editor"}), actor="test")
         changed = await users.get(user.id)
         assert changed is not None
-        with mock.patch.object(Pipeline, "pttl", end_it_meanwhile):
+        with mock.patch.object(sessions, "_rewrite", end_it_meanwhile):
             await sessions.update_all(changed)
+        assert ended == [session.sid], "the end did not land inside the window"
         assert not await client.exists(session_key(session.sid))
+        assert not await client.smembers(keyspace.user_sessions(user.id))
         await client.aclose()
 
     asyncio.run(main())
 
 
 def test_no_session_for_a_user_suspended_mid_login(redis_url: str) -> None:
-    """The suspension lands inside create's window: after it read the user as active and
-    before its MULTI runs. The WATCH must see it, and create must end with no session."""
+    """The suspension lands inside create's window: after the caller read the user as
+    active and before the session is written. The script that writes it must see it, and
+    create must end with no session."""
 
     async def main() -> None:
         client, users, sessions = _stores(redis_url)
         user, _ = await users.upsert(Identity("race", secrets.token_hex(8), None, False, "R"))
-        real_hget = Pipeline.hget
-        suspended: list[str | None] = []
+        start = sessions._start
+        suspended: list[str] = []
 
-        async def suspend_meanwhile(self: Pipeline, name: str, key: str) -> str | None:
-            status: str | None = await real_hget(self, name, key)
-            if not suspended:  # once: right after create saw the user active
-                await users.set_status(user.id, SUSPENDED, actor="test")
-                suspended.append(status)
-            return status
+        async def suspend_meanwhile(**kwargs: Any) -> Any:
+            await users.set_status(user.id, SUSPENDED, actor="test")
+            suspended.append(user.id)
+            return await start(**kwargs)
 
-        with mock.patch.object(Pipeline, "hget", suspend_meanwhile):
+        assert user.status == "active"
+        with mock.patch.object(sessions, "_start", suspend_meanwhile):
             assert await sessions.create(user, "race") is None
-        assert suspended == ["active"], "the suspension did not land inside the window"
-        assert not await client.smembers(f"authgate:user-sessions:{user.id}")
+        assert suspended == [user.id], "the suspension did not land inside the window"
+        assert not await client.smembers(keyspace.user_sessions(user.id))
         # And with the stale, still-active user object alone, no session either.
         assert await sessions.create(user, "race") is None
         await client.aclose()
@@ -125,5 +130,5 @@ def test_local_account_email_is_not_passed_upstream_unverified(social: Social) -
         )
         assert http.post(f"{social.issuer.url}/login/local", data=form).status_code == 303
         assert me(social, http)["email"] == email  # the account knows it ...
-        sid = social.redis.smembers(f"authgate:user-sessions:{me(social, http)['id']}").pop()
+        sid = social.redis.smembers(keyspace.user_sessions(me(social, http)["id"])).pop()
     assert social.redis.hget(session_key(sid), "email") == ""  # ... upstreams don't see it

@@ -11,6 +11,8 @@ import time
 
 import httpx
 
+from issuer import keyspace
+
 from ..amqp import EventSink
 from ..social import Social, browser
 from .corpus import corpus, fill, fresh_email, register, sign_in
@@ -71,7 +73,7 @@ def test_the_owner_is_told_of_the_attempt(social: Social, amqp_url: str) -> None
         email = fresh_email("told")
         with browser() as http:
             assert register(social, http, email, "the owner's password 2").status_code == 303
-        uid = social.redis.get(f"authgate:local:{email}")
+        uid = social.redis.get(keyspace.local(email))
         assert uid
         with browser() as http:
             register(social, http, email.upper(), "an attacker's secret 9")

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from redis.crc import key_slot
 
 from authgate.contract import SESSION_EVENTS_CHANNEL, session_key
 from issuer.signing import SigningKey, new_session_id
@@ -74,14 +73,14 @@ def verifiers(
             process.stop()
 
 
-def _sid_beside_the_channel() -> str:
-    """A session id whose key lives in the hash slot of the events channel: on a Cluster
-    the same master then holds the session and the verifiers' subscription, so killing it
-    takes both away, as killing a Sentinel master does."""
-    slot = key_slot(SESSION_EVENTS_CHANNEL.encode())
+def _sid_beside_the_channel(topology: Topology) -> str:
+    """A session id whose key lives on the master that serves the events channel's slot:
+    on a Cluster that master then holds the session and the verifiers' subscription, so
+    killing it takes both away, as killing a Sentinel master does."""
+    channel = topology.holders(SESSION_EVENTS_CHANNEL)[0]
     while True:
         sid = new_session_id()
-        if key_slot(session_key(sid).encode()) == slot:
+        if topology.holders(session_key(sid))[0] == channel:
             return sid
 
 
@@ -96,7 +95,7 @@ def test_live_session_is_admitted_and_revoked_one_refused(
     topology: Topology, verifiers: list[VerifierProcess], signing_key: SigningKey
 ) -> None:
     sessions = Sessions(topology.url)
-    sid = sessions.create("topology", sid=_sid_beside_the_channel())
+    sid = sessions.create("topology", sid=_sid_beside_the_channel(topology))
     token = mint(signing_key, sid, "topology")
     with httpx.Client(timeout=5) as http:
         for verifier in verifiers:
@@ -150,7 +149,7 @@ def test_failover_never_admits_a_revoked_session_and_recovers(
     topology: Topology, verifiers: list[VerifierProcess], signing_key: SigningKey
 ) -> None:
     sessions = Sessions(topology.url)
-    live, revoked = _sid_beside_the_channel(), _sid_beside_the_channel()
+    live, revoked = _sid_beside_the_channel(topology), _sid_beside_the_channel(topology)
     sessions.create("live", sid=live)
     sessions.create("revoked", sid=revoked)
     tokens = {
