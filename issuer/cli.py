@@ -31,6 +31,8 @@ USAGE = """usage: authgate-issuer [serve] [--flags]        run the issuer
        authgate-issuer events relay [--flags]     publish the event outbox (when not in serve)
        authgate-issuer events tail [--routing-key PATTERN] [--flags]   print events as they flow
        authgate-issuer clients VERB … [--json] [--flags]   service accounts (clients --help)
+       authgate-issuer migrate-keys [--end-sessions] [--flags]   carry data from before the
+                                                  shards to its keys (docs/scaling.md)
 Flags and AUTHGATE_* variables: authgate-issuer --help"""
 
 
@@ -38,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["clients"]:
         sys.exit(clients(args[1:]))
+    if args[:1] == ["migrate-keys"]:
+        sys.exit(migrate_keys(args[1:]))
     command: list[str] = []
     while args and not args[0].startswith("-") and len(command) < 2 and args[0] in (
         "serve", "keys", "admin", "rotate", "list", "promote", "events", "relay", "tail"
@@ -96,6 +100,35 @@ def clients(args: list[str]) -> int:
         return 2
     configure_logging(settings.log_level)
     return asyncio.run(clients_cli.run(settings, ns))
+
+
+def migrate_keys(args: list[str]) -> int:
+    """`migrate-keys` (issuer/migrate.py): 0 done, 1 failed, 2 bad usage or a Cluster."""
+    from .migrate import migrate
+
+    end_sessions = "--end-sessions" in args
+    try:
+        settings = load_settings([a for a in args if a != "--end-sessions"])
+    except ConfigError as exc:
+        print(f"authgate-issuer: {exc}", file=sys.stderr)
+        return 2
+    if redis_client.parse(settings.redis_url).topology == "cluster":
+        print("authgate-issuer: migrate-keys runs where the old data is (standalone Redis or "
+              "Sentinel: releases before the shards refused a Cluster), then copy it over",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+    async def main() -> dict[str, int]:
+        client = redis_client.connect(settings.redis_url)
+        try:
+            return await migrate(client, end_sessions=end_sessions)
+        finally:
+            await client.aclose()
+
+    done = asyncio.run(main())
+    print(f"migrate-keys: {sum(done.values())} key(s) handled" if any(done.values())
+          else "migrate-keys: nothing from before the shards")  # fmt: skip
+    return 0
 
 
 def serve(settings: Settings) -> None:
