@@ -4,7 +4,7 @@ hash slot, or a Redis Cluster refuses it (CROSSSLOT).
 Each operation runs on real Redis while every script call and transaction is recorded;
 the keys of a transaction are the server's own answer (`COMMAND GETKEYS`), WATCHed keys
 included. The test proves they share a slot (issuer/keyspace.py: the shards).
-tests/issuer/test_on_cluster.py runs the same operations on a real Cluster.
+tests/issuer/test_on_ha_redis.py runs the same operations on a real Sentinel setup and Cluster.
 """
 
 from __future__ import annotations

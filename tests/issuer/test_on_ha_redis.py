@@ -1,10 +1,11 @@
-"""The issuer and a verifier on a real Redis Cluster (issue 19, item 2): three masters with
-a replica each, started once per test session (tests/conftest.py).
+"""The issuer and a verifier on Redis Sentinel and on a Redis Cluster (issue 19, item 2):
+1 master, 1 replica and 3 sentinels; 3 masters with a replica each; each started once per
+test session (tests/conftest.py).
 
-First the issuer's operations, each run on the Cluster (tests/issuer/test_cluster_slots.py
-proves their keys share a slot; here the Cluster itself answers, CROSSSLOT or not). Then the
+First the issuer's operations, each run on each (tests/issuer/test_cluster_slots.py proves
+their keys share a slot; here the Cluster itself answers, CROSSSLOT or not). Then the
 assembled behaviour through HTTP: an issuer process and a verifier process both given the
-Cluster's URL, a person signing in with a provider and with a local account, their session
+topology's URL, a person signing in with a provider and with a local account, their session
 read by the verifier, a role change reaching it, a logout and a suspension refused at once,
 a service account's token and its suspension, and the events of every shard relayed to
 RabbitMQ.
@@ -35,7 +36,6 @@ from issuer.outbox import Outbox
 from issuer.sessions import Sessions
 from issuer.tokens import Tokens, TokenSettings
 from issuer.users import Users
-from stack.redis_ha import LocalCluster
 
 from ..amqp import EventSink
 from ..fake_providers import FakeProvider
@@ -53,12 +53,16 @@ class _Unrecorded:
         yield
 
 
+@pytest.fixture(scope="module", params=["sentinel", "cluster"])
+def ha_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's Sentinel setup, then of its Cluster."""
+    return str(request.getfixturevalue(f"redis_{request.param}").url)
+
+
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_each_operation_runs_on_the_cluster(
-    operation: Operation, redis_cluster: LocalCluster, tmp_path: Path
-) -> None:
+def test_each_operation_runs(operation: Operation, ha_url: str, tmp_path: Path) -> None:
     async def main() -> None:
-        client = redis_client.connect(redis_cluster.url)
+        client = redis_client.connect(ha_url)
         outbox = Outbox("https://issuer.test")
         users = Users(client, outbox)
         sessions = Sessions(client, 600, outbox)
@@ -78,21 +82,20 @@ def test_each_operation_runs_on_the_cluster(
 
 
 @dataclass
-class OnCluster:
+class OnRedis:
     social: Social
     verifier: VerifierProcess
     sink: EventSink
-    cluster: LocalCluster
 
 
 @pytest.fixture(scope="module")
-def on_cluster(
-    redis_cluster: LocalCluster,
+def on_redis(
+    ha_url: str,
     amqp_url: str,
     logs: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[OnCluster]:
-    work = tmp_path_factory.mktemp("on-cluster")
+) -> Iterator[OnRedis]:
+    work = tmp_path_factory.mktemp("on-ha-redis")
     fake = FakeProvider(CLIENT_ID, SECRET)
     providers = work / "providers.yml"
     providers.write_text(
@@ -101,7 +104,7 @@ def on_cluster(
     exchange = f"authgate.events.cluster{secrets.token_hex(3)}"
     sink = EventSink(amqp_url, exchange)
     issuer = IssuerProcess(
-        {"AUTHGATE_REDIS_URL": redis_cluster.url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
+        {"AUTHGATE_REDIS_URL": ha_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
          "AUTHGATE_PROVIDERS_FILE": str(providers), "AUTHGATE_RETURN_ORIGINS": APP,
          "AUTHGATE_TRUSTED_PROXIES": "127.0.0.0/8", "AUTHGATE_LOCAL_ACCOUNTS": "true",
          "AUTHGATE_EVENTS_EXCHANGE": exchange, "FAKE_PROVIDER_SECRET": SECRET},
@@ -111,27 +114,27 @@ def on_cluster(
     verifier = VerifierProcess(
         verifier_env(
             f"{issuer.url}/.well-known/jwks.json",
-            redis_cluster.url,
+            ha_url,
             AUTHGATE_ISSUER=issuer.url,
         ),
         logs,
     )
     verifier.wait_ready()
-    social = Social(fake, issuer, redis_client.connect_blocking(redis_cluster.url))
-    yield OnCluster(social, verifier, sink, redis_cluster)
+    social = Social(fake, issuer, redis_client.connect_blocking(ha_url))
+    yield OnRedis(social, verifier, sink)
     verifier.stop()
     issuer.stop()
     sink.close()
     fake.close()
 
 
-def _verify(on: OnCluster, headers: dict[str, str]) -> httpx.Response:
+def _verify(on: OnRedis, headers: dict[str, str]) -> httpx.Response:
     return httpx.get(
         on.verifier.url + "/verify", headers={"X-Original-URI": "/api/members", **headers}
     )
 
 
-def _until_status(on: OnCluster, status: int, headers: dict[str, str]) -> int:
+def _until_status(on: OnRedis, status: int, headers: dict[str, str]) -> int:
     """The verifier's answer once it is `status`, or after 5 s."""
     deadline = time.monotonic() + 5
     while (answer := _verify(on, headers).status_code) != status:
@@ -141,8 +144,8 @@ def _until_status(on: OnCluster, status: int, headers: dict[str, str]) -> int:
     return answer
 
 
-def test_a_person_signs_in_and_out_through_the_cluster(on_cluster: OnCluster) -> None:
-    on = on_cluster
+def test_a_person_signs_in_and_out(on_redis: OnRedis) -> None:
+    on = on_redis
     with closing(browser()) as http:
         person = {**KAKAO_USER, "id": 10**9 + secrets.randbelow(10**12)}
         assert login(on.social, http, "kakao", person).status_code == 303
@@ -179,15 +182,15 @@ def test_a_person_signs_in_and_out_through_the_cluster(on_cluster: OnCluster) ->
     assert any(e.event["subject"] == uid for e in events)
 
 
-def _form(on: OnCluster, http: httpx.Client, page: str, **fields: str) -> dict[str, str]:
+def _form(on: OnRedis, http: httpx.Client, page: str, **fields: str) -> dict[str, str]:
     """A sign-in or sign-up form with its page's pre-login token."""
     answer = http.get(f"{on.social.issuer.url}{page}")
     csrf = answer.text.split('name="login_csrf" value="')[1].split('"')[0]
     return {"login_csrf": csrf, **fields}
 
 
-def test_a_local_account_and_a_suspension_on_the_cluster(on_cluster: OnCluster) -> None:
-    on = on_cluster
+def test_a_local_account_suspended_and_deleted(on_redis: OnRedis) -> None:
+    on = on_redis
     email, password = f"c{secrets.token_hex(4)}@example.test", secrets.token_urlsafe(12)
     with closing(browser()) as http:
         form = _form(on, http, "/register", email=email, password=password, name="Cluster")
@@ -218,8 +221,8 @@ def test_a_local_account_and_a_suspension_on_the_cluster(on_cluster: OnCluster) 
         assert me(on.social, http)["id"] != uid  # a new account on the freed address
 
 
-def test_a_service_account_token_on_the_cluster(on_cluster: OnCluster) -> None:
-    on = on_cluster
+def test_a_service_account_token_and_its_suspension(on_redis: OnRedis) -> None:
+    on = on_redis
     made = on.social.issuer.cli("clients", "create", "cluster-job", "--scope", "members:read",
                                 "--json")  # fmt: skip
     assert made.returncode == 0, made.stderr
