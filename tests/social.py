@@ -13,6 +13,8 @@ import httpx
 import pytest
 import redis
 
+from authgate import redis_client
+
 from .fake_providers import FakeProvider
 from .identity import IssuerProcess, social_providers_yaml
 
@@ -57,7 +59,15 @@ class Social:
 def social(
     redis_url: str, amqp_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Social]:
-    work = tmp_path_factory.mktemp("social")
+    stack = social_stack(redis_url, amqp_url, logs, tmp_path_factory.mktemp("social"))
+    yield stack
+    stack.issuer.stop()
+    stack.fake.close()
+
+
+def social_stack(redis_url: str, amqp_url: str, logs: Path, work: Path, **env: str) -> Social:
+    """The fake providers and an issuer using them, on `redis_url` (any topology), with
+    `env` over its settings; the caller stops both."""
     fake = FakeProvider(CLIENT_ID, SECRET)
     providers = work / "providers.yml"
     providers.write_text(
@@ -67,13 +77,11 @@ def social(
         {"AUTHGATE_REDIS_URL": redis_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
          "AUTHGATE_PROVIDERS_FILE": str(providers), "AUTHGATE_RETURN_ORIGINS": APP,
          "AUTHGATE_TRUSTED_PROXIES": "127.0.0.0/8", "AUTHGATE_LOCAL_ACCOUNTS": "true",
-         "FAKE_PROVIDER_SECRET": SECRET},
+         "FAKE_PROVIDER_SECRET": SECRET, **env},
         logs,
         amqp_url=amqp_url,
     )  # fmt: skip
-    yield Social(fake, issuer, redis.Redis.from_url(redis_url, decode_responses=True))
-    issuer.stop()
-    fake.close()
+    return Social(fake, issuer, redis_client.connect_blocking(redis_url))
 
 
 def browser() -> httpx.Client:

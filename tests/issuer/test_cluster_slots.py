@@ -44,6 +44,20 @@ class Stores:
     clients: Clients
 
 
+def build_stores(client: aioredis.Redis, tmp_path: Path) -> Stores:
+    """The issuer's stores on `client`, signing with a key of their own under `tmp_path`."""
+    outbox = Outbox("https://issuer.test")
+    users = Users(client, outbox)
+    sessions = Sessions(client, 600, outbox)
+    keys = KeyStore(str(tmp_path / "keys"))
+    keys.ensure("EdDSA")
+    settings = TokenSettings("https://issuer.test", "slots", 300, 3600, 5.0)
+    return Stores(
+        client, users, sessions, Tokens(client, keys, sessions, users, settings),
+        Clients(client, outbox, sessions),
+    )  # fmt: skip
+
+
 class Recorder:
     """The key groups of every script call and transaction made while recording."""
 
@@ -225,16 +239,7 @@ def test_each_script_and_transaction_touches_one_slot(
 ) -> None:
     async def main() -> list[tuple[str, list[str]]]:
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        outbox = Outbox("https://issuer.test")
-        users = Users(client, outbox)
-        sessions = Sessions(client, 600, outbox)
-        keys = KeyStore(str(tmp_path / "keys"))
-        keys.ensure("EdDSA")
-        settings = TokenSettings("https://issuer.test", "slots", 300, 3600, 5.0)
-        stores = Stores(
-            client, users, sessions, Tokens(client, keys, sessions, users, settings),
-            Clients(client, outbox, sessions),
-        )  # fmt: skip
+        stores = build_stores(client, tmp_path)
         record = Recorder(redis_url)
         try:
             await operation(stores, record)

@@ -30,19 +30,11 @@ import pytest
 from authgate import redis_client
 from authgate.contract import session_key
 from issuer import keyspace
-from issuer.clients import Clients
-from issuer.keys import KeyStore
-from issuer.outbox import Outbox
-from issuer.sessions import Sessions
-from issuer.tokens import Tokens, TokenSettings
-from issuer.users import Users
 
 from ..amqp import EventSink
-from ..fake_providers import FakeProvider
 from ..harness import VerifierProcess, verifier_env
-from ..identity import IssuerProcess, social_providers_yaml
-from ..social import APP, CLIENT_ID, KAKAO_USER, SECRET, Social, browser, login, me
-from .test_cluster_slots import OPERATIONS, Operation, Stores
+from ..social import APP, KAKAO_USER, Social, browser, login, me, social_stack
+from .test_cluster_slots import OPERATIONS, Operation, build_stores
 
 
 class _Unrecorded:
@@ -63,18 +55,8 @@ def ha_url(request: pytest.FixtureRequest) -> str:
 def test_each_operation_runs(operation: Operation, ha_url: str, tmp_path: Path) -> None:
     async def main() -> None:
         client = redis_client.connect(ha_url)
-        outbox = Outbox("https://issuer.test")
-        users = Users(client, outbox)
-        sessions = Sessions(client, 600, outbox)
-        keys = KeyStore(str(tmp_path / "keys"))
-        keys.ensure("EdDSA")
-        settings = TokenSettings("https://issuer.test", "slots", 300, 3600, 5.0)
-        stores = Stores(
-            client, users, sessions, Tokens(client, keys, sessions, users, settings),
-            Clients(client, outbox, sessions),
-        )  # fmt: skip
         try:
-            await operation(stores, _Unrecorded())  # type: ignore[arg-type]
+            await operation(build_stores(client, tmp_path), _Unrecorded())  # type: ignore[arg-type]
         finally:
             await client.aclose()
 
@@ -95,22 +77,13 @@ def on_redis(
     logs: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OnRedis]:
-    work = tmp_path_factory.mktemp("on-ha-redis")
-    fake = FakeProvider(CLIENT_ID, SECRET)
-    providers = work / "providers.yml"
-    providers.write_text(
-        social_providers_yaml({k: fake.endpoints(k) for k in ("kakao", "github")}, CLIENT_ID)
-    )
-    exchange = f"authgate.events.cluster{secrets.token_hex(3)}"
+    exchange = f"authgate.events.ha{secrets.token_hex(3)}"
     sink = EventSink(amqp_url, exchange)
-    issuer = IssuerProcess(
-        {"AUTHGATE_REDIS_URL": ha_url, "AUTHGATE_KEYS_DIR": str(work / "keys"),
-         "AUTHGATE_PROVIDERS_FILE": str(providers), "AUTHGATE_RETURN_ORIGINS": APP,
-         "AUTHGATE_TRUSTED_PROXIES": "127.0.0.0/8", "AUTHGATE_LOCAL_ACCOUNTS": "true",
-         "AUTHGATE_EVENTS_EXCHANGE": exchange, "FAKE_PROVIDER_SECRET": SECRET},
-        logs,
-        amqp_url=amqp_url,
+    social = social_stack(
+        ha_url, amqp_url, logs, tmp_path_factory.mktemp("on-ha-redis"),
+        AUTHGATE_EVENTS_EXCHANGE=exchange,
     )  # fmt: skip
+    issuer = social.issuer
     verifier = VerifierProcess(
         verifier_env(
             f"{issuer.url}/.well-known/jwks.json",
@@ -120,12 +93,11 @@ def on_redis(
         logs,
     )
     verifier.wait_ready()
-    social = Social(fake, issuer, redis_client.connect_blocking(ha_url))
     yield OnRedis(social, verifier, sink)
     verifier.stop()
     issuer.stop()
     sink.close()
-    fake.close()
+    social.fake.close()
 
 
 def _verify(on: OnRedis, headers: dict[str, str]) -> httpx.Response:
