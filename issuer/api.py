@@ -190,6 +190,9 @@ async def metrics(request: Request) -> Response:
          "Lifecycle events processed.", inbound.processed if inbound else 0),
         ("authgate_issuer_inbound_failed_total", "counter",
          "Lifecycle deliveries that failed.", inbound.failed if inbound else 0),
+        ("authgate_issuer_revocations_unreplicated_total", "counter",
+         "Ended or rewritten sessions fewer replicas than AUTHGATE_REVOCATION_REPLICAS held "
+         "in time.", app.sessions.unreplicated),
     ]  # fmt: skip
     lines = []
     for name, kind, text, value in values:

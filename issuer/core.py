@@ -33,7 +33,10 @@ class Core:
             self.keys.ensure(settings.signing_algorithm)
         self.outbox = Outbox(settings.public_url)
         self.users = Users(self.redis, self.outbox)
-        self.sessions = Sessions(self.redis, settings.session_ttl, self.outbox)
+        self.sessions = Sessions(
+            self.redis, settings.session_ttl, self.outbox,
+            replicas=settings.revocation_replicas, wait_ms=settings.revocation_wait_ms,
+        )  # fmt: skip
         self.clients = Clients(self.redis, self.outbox, self.sessions)
         self.device_flow = DeviceFlow(self.redis)
         self.tokens = Tokens(

@@ -15,12 +15,15 @@ Service accounts' sessions (issuer/clients.py) start and end through the same sc
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from authgate.contract import (
     SESSION_EVENTS_CHANNEL,
@@ -39,6 +42,7 @@ from .records import session_record
 from .signing import new_session_id
 from .users import ACTIVE, User
 
+log = logging.getLogger("authgate.issuer")
 FIELD_CSRF = "csrf"
 FIELD_CREATED = "created"
 FIELD_METHOD = "method"
@@ -114,10 +118,24 @@ class SessionInfo:
 
 
 class Sessions:
-    def __init__(self, redis: aioredis.Redis, ttl: int, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        ttl: int,
+        outbox: Outbox,
+        *,
+        replicas: int = 0,
+        wait_ms: int = 500,
+    ) -> None:
+        """`replicas`: how many replicas must hold each ended or rewritten session before
+        the call returns (Redis WAIT, for `wait_ms` at most; docs/scaling.md)."""
         self._redis = redis
         self._ttl = ttl
         self._outbox = outbox
+        self._replicas = replicas
+        self._wait_ms = wait_ms
+        #: Endings and rewrites fewer than `replicas` replicas acknowledged in time.
+        self.unreplicated = 0
         self._start = redis.register_script(_START)
         self._end = redis.register_script(_END)
         self._rewrite = redis.register_script(_REWRITE)
@@ -220,10 +238,10 @@ class Sessions:
         """Delete session `sid` of `owner`, take it out of the index at `index_key`, queue
         `events`, and announce it: verifiers refuse it from then on."""
         flat = [item for event in events for item in (event["routing_key"], event["event"])]
-        await self._end(
-            keys=[session_key(sid), index_key, stream_of(owner)],
-            args=[SESSION_EVENTS_CHANNEL, sid, *flat],
-        )
+        await self._replicated(
+            self._end, [session_key(sid), index_key, stream_of(owner)],
+            [SESSION_EVENTS_CHANNEL, sid, *flat],
+        )  # fmt: skip
 
     async def end_all(self, uid: str, reason: str) -> int:
         """End every session of the user. Each end also leaves the index, so a session
@@ -244,11 +262,28 @@ class Sessions:
         }
         flat = [item for pair in profile.items() for item in pair]
         for sid in await self._redis.smembers(index):
-            rewritten = await self._rewrite(
-                keys=[session_key(sid)], args=[SESSION_EVENTS_CHANNEL, sid, user.id, *flat]
+            rewritten = await self._replicated(
+                self._rewrite, [session_key(sid)], [SESSION_EVENTS_CHANNEL, sid, user.id, *flat]
             )
             if not int(rewritten):  # ended meanwhile: never write it back
                 await self._redis.srem(index, sid)
+
+    async def _replicated(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        """Run `script`; with `replicas`, then WAIT on its connection until that many
+        replicas hold the change. A revocation a replica doesn't hold yet is lost if its
+        master dies and that replica is promoted (docs/scaling.md); one not acknowledged
+        in time is logged and counted, not undone (the master has it)."""
+        if not self._replicas:
+            return await script(keys=keys, args=args)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            pipe.execute_command("WAIT", self._replicas, self._wait_ms)
+            result, acked = await pipe.execute()
+        if int(acked) < self._replicas:
+            self.unreplicated += 1
+            log.warning("session %s changed: %s of %d replicas held it within %d ms",
+                        args[1][:8] + "…", acked, self._replicas, self._wait_ms)  # fmt: skip
+        return result
 
 
 def draw_sid(owner: str) -> str:

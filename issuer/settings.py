@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from authgate import config
+from authgate import config, redis_client
 from authgate.config import ConfigError, Option
 from authgate.contract import DEFAULT_ALGORITHMS, DEFAULT_AMQP_URL, DEFAULT_REDIS_URL
 
@@ -72,6 +72,11 @@ OPTIONS: tuple[Option, ...] = (
            "the issuer's public base URL; also the `iss` of its tokens"),
     Option("redis_url", config.redis_url, DEFAULT_REDIS_URL,
            "Redis holding users and sessions"),
+    Option("revocation_replicas", config.integer(0, 10), "0",
+           "replicas that must hold each ended or rewritten session before the issuer goes "
+           "on (Redis WAIT; standalone or Sentinel): 0 = don't wait"),
+    Option("revocation_wait_ms", config.integer(1, 60000), "500",
+           "how long an ending waits for those replicas, ms"),
     Option("keys_dir", config.text, "run/issuer/keys",
            "signing keys; made on first start when empty"),
     Option("signing_algorithm", config.text, "EdDSA", "EdDSA or ES256, for new keys"),
@@ -131,6 +136,8 @@ class Settings:
     port: int
     public_url: str
     redis_url: str
+    revocation_replicas: int
+    revocation_wait_ms: int
     keys_dir: str
     signing_algorithm: str
     providers_file: str | None
@@ -198,6 +205,12 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
             problems += [
                 f"AUTHGATE_PROVIDERS_FILE {values['providers_file']}: {p}" for p in exc.problems
             ]
+    cluster = values["redis_url"] and redis_client.parse(values["redis_url"]).topology == "cluster"
+    if values["revocation_replicas"] and cluster:
+        problems.append(
+            "AUTHGATE_REVOCATION_REPLICAS: WAIT is not available on a Redis Cluster (it counts "
+            "the writes of its own connection, which a cluster client does not keep)"
+        )
     if not values["session_cookie"]:
         https = (values["public_url"] or "").startswith("https://")
         values["session_cookie"] = "__Host-authgate_session" if https else "authgate_session"
