@@ -1,7 +1,8 @@
 """The verifier on Redis Sentinel and Redis Cluster: a live session answers 204 and a
 revoked one 401 on each; and through a failover, with two verifier processes under light
 load, a session revoked before it never gets a 2xx, the verifier fails closed while no
-master serves the session, and recovers by itself. The figures are printed (-s shows them).
+master serves the session, and recovers by itself; then a revocation on the new master
+reaches both under the load. The figures are printed as `[figure]` lines.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from authgate.contract import SESSION_EVENTS_CHANNEL, session_key
 from issuer.signing import SigningKey, new_session_id
 from stack.redis_ha import LocalCluster, LocalSentinel
 
+from ..conftest import figure
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
 from ..polling import wait_until
 
@@ -92,7 +94,10 @@ def _status(http: httpx.Client, url: str, token: str) -> int:
 
 
 def test_live_session_is_admitted_and_revoked_one_refused(
-    topology: Topology, verifiers: list[VerifierProcess], signing_key: SigningKey
+    topology: Topology,
+    verifiers: list[VerifierProcess],
+    signing_key: SigningKey,
+    pytestconfig: pytest.Config,
 ) -> None:
     sessions = Sessions(topology.url)
     sid = sessions.create("topology", sid=_sid_beside_the_channel(topology))
@@ -107,8 +112,8 @@ def test_live_session_is_admitted_and_revoked_one_refused(
             url = verifier.url + "/verify"
             wait_until(lambda url=url: _status(http, url, token) == 401, 2,  # type: ignore[misc]
                        f"{topology.name}: the revoked session is still admitted")  # fmt: skip
-        print(f"\n{topology.name}: revocation enforced by both verifiers in "
-              f"{(time.perf_counter() - began) * 1000:.0f} ms")  # fmt: skip
+        figure(pytestconfig, f"{topology.name}: revocation enforced by both verifiers in "
+                             f"{(time.perf_counter() - began) * 1000:.0f} ms")  # fmt: skip
 
 
 class Load:
@@ -146,7 +151,10 @@ class Load:
 
 
 def test_failover_never_admits_a_revoked_session_and_recovers(
-    topology: Topology, verifiers: list[VerifierProcess], signing_key: SigningKey
+    topology: Topology,
+    verifiers: list[VerifierProcess],
+    signing_key: SigningKey,
+    pytestconfig: pytest.Config,
 ) -> None:
     sessions = Sessions(topology.url)
     live, revoked = _sid_beside_the_channel(topology), _sid_beside_the_channel(topology)
@@ -192,8 +200,28 @@ def test_failover_never_admits_a_revoked_session_and_recovers(
 
             wait_until(recovered, 30, f"{topology.name}: never recovered after the failover")
             recovered_at = time.monotonic()
+            # Revoked on the new master, under the same load: each verifier's first
+            # refusal of it, and never an admission after that.
+            sessions.end(live)
+            ended_at = time.monotonic()
+
+            def refused_by_both() -> bool:
+                after = load.since(ended_at, "live")
+                return all(
+                    any(a[1] == i and a[3] == 401 for a in after) for i in range(len(verifiers))
+                )
+
+            wait_until(refused_by_both, 5, f"{topology.name}: the revocation after the failover")
+            latencies = [
+                next(a[0] for a in load.since(ended_at, "live") if a[1] == i and a[3] == 401)
+                - ended_at
+                for i in range(len(verifiers))
+            ]
+            time.sleep(0.2)  # more answers after both refused
+            late = [a for a in load.since(ended_at + max(latencies), "live") if 200 <= a[3] < 300]
         finally:
             topology.revive(master)
+    assert not late, f"{topology.name}: admitted after both verifiers refused it: {late[:3]}"
     admitted = [a for a in load.answers if a[2] == "revoked" and 200 <= a[3] < 300]
     assert not admitted, f"{topology.name}: a revoked session was admitted: {admitted[:3]}"
     during = [a[3] for a in load.since(killed_at, "live") if a[0] < recovered_at]
@@ -201,9 +229,12 @@ def test_failover_never_admits_a_revoked_session_and_recovers(
     assert closed, f"{topology.name}: never failed closed while the master was gone"
     assert set(during) <= {204, 503, 401}, set(during)
     first_closed = next(a[0] for a in load.since(killed_at, "live") if a[3] in (503, 401))
-    print(
-        f"\n{topology.name} failover: recovered {recovered_at - killed_at:.2f} s after the"
+    figure(
+        pytestconfig,
+        f"{topology.name} failover: recovered {recovered_at - killed_at:.2f} s after the"
         f" master was killed; first refusal after {first_closed - killed_at:.2f} s;"
         f" {len(closed)} of {len(during)} live requests refused meanwhile (503/401),"
-        f" {len([a for a in load.answers if a[2] == 'revoked'])} revoked requests, none admitted"
+        f" {len([a for a in load.answers if a[2] == 'revoked'])} revoked requests, none admitted;"
+        f" a revocation on the new master reached the two verifiers in"
+        f" {' / '.join(f'{x * 1000:.0f}' for x in latencies)} ms",
     )
