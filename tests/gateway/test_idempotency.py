@@ -174,6 +174,25 @@ def test_upstream_5xx_is_stored_by_default(host: Host, counting: CountingUpstrea
     assert counting.count(path) == 1
 
 
+def test_scripts_flushed_from_redis_are_loaded_again(
+    host: Host, counting: CountingUpstream, redis_url: str
+) -> None:
+    # A restarted or flushed Redis has none of the plugin's scripts: EVALSHA answers
+    # NOSCRIPT, and the plugin loads the script and runs it (serve's pipelined path too).
+    path, idem = f"/flushed/{key()}", key()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert post(host, f"/warm/{key()}", b"{}", key()).status_code == 201
+        client.script_flush()
+        assert post(host, path, b"{}", idem).status_code == 201  # ACQUIRE, then COMPLETE
+        client.script_flush()
+        replay = post(host, path, b"{}", idem)
+        assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    finally:
+        client.close()
+    assert counting.count(path) == 1
+
+
 def test_keys_are_stored_hashed(host: Host, redis_url: str) -> None:
     idem = key()
     post(host, f"/h/{key()}", b"{}", idem, user="carol-secret-id")
