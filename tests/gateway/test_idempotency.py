@@ -11,16 +11,20 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from stack.processes import free_port
 
 from ..gateway_harness import CountingUpstream
-from ..harness import TcpProxy
+from ..harness import TcpProxy, _Server
 from ..kong_rpc import PLUGIN, MiniKong, PluginServer, Request
 from ..polling import poll
 from .hosts import Answer, Host, PluginServerHost, ServeHost
@@ -418,3 +422,54 @@ def test_a_bad_instance_config_fails_at_start(server: PluginServer) -> None:
             "plugin.StartInstance",
             {"Name": "idempotency", "Config": json.dumps({"redis_url": "nope://"})},
         )
+
+
+# `serve`'s own side of the contract: what it does when the plugin unsets buffering.
+
+
+class HeldUpstream(_Server):
+    """Answers with a first chunk, then holds the rest until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"5\r\nfirst\r\n")
+                self.wfile.flush()
+                outer.release.wait(30)
+                self.wfile.write(b"4\r\nlast\r\n0\r\n\r\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def test_serve_streams_what_the_plugin_will_not_store(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Without a key the plugin stores nothing and unsets buffering (Kong then streams the
+    # answer): the first chunk reaches the client while the upstream still holds the rest.
+    upstream = HeldUpstream()
+    serve = ServeHost(upstream.url, {"redis_url": redis_url}, tmp_path_factory)
+    try:
+        with (
+            httpx.Client(base_url=serve.process.url, timeout=10) as client,
+            client.stream("POST", "/api/held", content=b"{}") as answer,
+        ):
+            chunks = answer.iter_raw()
+            assert answer.status_code == 200 and next(chunks) == b"first"
+            upstream.release.set()
+            assert b"".join(chunks) == b"last"
+    finally:
+        upstream.release.set()
+        serve.stop()
+        upstream.close()
