@@ -197,6 +197,44 @@ def test_scripts_flushed_from_redis_are_loaded_again(
     assert counting.count(path) == 1
 
 
+class BinaryUpstream(_Server):
+    """Answers 201 with every byte value once: a body that is not UTF-8."""
+
+    BODY = bytes(range(256))
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(201)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(BinaryUpstream.BODY)))
+                self.end_headers()
+                self.wfile.write(BinaryUpstream.BODY)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def test_a_body_that_is_not_utf8_is_replayed_byte_for_byte(host: Host, redis_url: str) -> None:
+    # Both hosts' Redis clients keep replies as bytes (serve's asyncio one too).
+    upstream = BinaryUpstream()
+    try:
+        with host.variant({"redis_url": redis_url}, upstream.url) as gw:
+            path, idem = f"/bytes/{key()}", key()
+            first = post(gw, path, b"{}", idem)
+            replay = post(gw, path, b"{}", idem)
+    finally:
+        upstream.close()
+    assert first.status_code == 201 and first.content == BinaryUpstream.BODY
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.status_code == 201 and replay.content == BinaryUpstream.BODY
+
+
 def test_keys_are_stored_hashed(host: Host, redis_url: str) -> None:
     idem = key()
     post(host, f"/h/{key()}", b"{}", idem, user="carol-secret-id")
