@@ -4,12 +4,15 @@ One instance per plugin entity, built at start (Kong's StartInstance): a plugin 
 cannot be found or constructed stops `serve` from starting. Per request, the plugins that
 apply are chosen like Kong chooses (the most specific entity of each plugin name wins:
 route+service, then route, then service, then global) and run in descending `priority`.
-Phases are synchronous kong-pdk code, so they run on a worker thread.
+Phases are synchronous kong-pdk code, so they run on a worker thread, unless the plugin
+offers the phase as a coroutine too (`async def access_async(self, kong)`, gateway/plugins.py):
+that one is awaited on serve's event loop, with no thread hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +44,7 @@ class Instance:
     priority: int
     phases: frozenset[str]
     plugin: Any
+    coroutines: dict[str, Any]  # phase -> the plugin's `<phase>_async`, where it has one
 
 
 class PluginHost:
@@ -56,7 +60,13 @@ class PluginHost:
                 raise PluginError(
                     f"{conf.where}: plugin {conf.name!r} failed to start: {exc}"
                 ) from exc
-            self.instances.append(Instance(conf, module.priority, frozenset(module.phases), plugin))
+            coroutines = {
+                phase: method
+                for phase in module.phases
+                if inspect.iscoroutinefunction(method := getattr(plugin, f"{phase}_async", None))
+            }
+            phases = frozenset(module.phases)
+            self.instances.append(Instance(conf, module.priority, phases, plugin, coroutines))
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="plugin")
         self._chains: dict[str, tuple[Instance, ...]] = {}
         for route in config.routes:
@@ -85,11 +95,16 @@ class PluginHost:
     ) -> None:
         """Runs `phase` of each plugin in order; stops at the first that ends the request."""
         loop = asyncio.get_running_loop()
-        kong = Kong(ex)
+        kong = None  # made only when a plugin here runs this phase
         for inst in chain:
             if phase not in inst.phases:
                 continue
-            await loop.run_in_executor(self.executor, getattr(inst.plugin, phase), kong)
+            kong = kong or Kong(ex)
+            coroutine = inst.coroutines.get(phase)
+            if coroutine is not None:
+                await coroutine(kong)
+            else:
+                await loop.run_in_executor(self.executor, getattr(inst.plugin, phase), kong)
             if stop_on_exit and ex.exit is not None:
                 return
 

@@ -1,9 +1,10 @@
 """The `kong` object `serve` hands to plugins: the slice of Kong's PDK our plugins call.
 
 Python-style, as kong-pdk's `--no-lua-style`: values are returned, errors raise. Phases run
-on a worker thread with the request's `Exchange` to themselves, so the calls here are plain
-reads and writes of it. A PDK function missing here fails loudly (AttributeError), never
-silently: add it here when a plugin needs it, to the same documented shape as Kong's.
+on a worker thread (or, as `<phase>_async`, on serve's event loop) with the request's
+`Exchange` to themselves, so the calls here are plain reads and writes of it and never
+block. A PDK function missing here fails loudly (AttributeError), never silently: add it
+here when a plugin needs it, to the same documented shape as Kong's.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 A plugin module follows the kong-pdk contract: `Schema`, `version`, `priority`, and a class
 `Plugin(config)` whose methods are the phases it runs in. Like Kong's plugin server, we
 load each module from its file; a name that is neither ours nor known is an error.
+Beside a phase, a plugin may define `async def <phase>_async(self, kong)` doing the same
+work without blocking: serve awaits it on its event loop instead of running the phase on a
+worker thread (gateway/host.py). Kong's plugin server knows only the phases themselves.
 """
 
 from __future__ import annotations

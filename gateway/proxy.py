@@ -25,7 +25,7 @@ from yarl import URL
 
 from gateway.body import DEFAULT_CLIENT_MAX_BODY_SIZE, Body, TooLarge, parse_size, too_large
 from gateway.host import PluginHost, entity
-from gateway.model import Config, Service
+from gateway.model import Config, Route, Service
 from gateway.pdk import Exchange
 from gateway.plugins import DEFAULT_DIR
 from gateway.router import Match, Router
@@ -78,6 +78,7 @@ class Gateway:
         self.balancer = Balancer(config)
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[str, aiohttp.ClientTimeout] = {}
+        self._entities: dict[tuple[str, str], dict[str, Any]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -137,11 +138,17 @@ class Gateway:
             ],
             body=data,
             client_ip=(scope.get("client") or ("", 0))[0],
-            route=entity("route", match.route),
-            service=entity("service", match.service),
+            route=self.entity("route", match.route),
+            service=self.entity("service", match.service),
             request_line=_request_line(scope),
         )
         await self.plugins.run("access", chain, ex)
+        if ex.exit is None and not ex.buffered:
+            # A plugin unset buffering (the idempotency plugin, for a request it stores
+            # nothing of): no response phase reads the answer, so it streams, as in Kong.
+            ex.status = await self.stream(scope, body, send, match, seen, ex.body)
+            await self.plugins.run("log", chain, ex, stop_on_exit=False)
+            return
         if ex.exit is None:
             await self.buffered(scope, ex, match)
             # Kong 3.9 runs the response phase after any buffered answer, also when it (not
@@ -155,6 +162,14 @@ class Gateway:
         await _send(send, ex.status, ex.response_headers, ex.response_body)
         # After the client has its answer, as Kong runs the log phase.
         await self.plugins.run("log", chain, ex, stop_on_exit=False)
+
+    def entity(self, kind: str, item: Route | Service) -> dict[str, Any]:
+        """`host.entity`, worked out once per route or service (a UUIDv5 costs more than a
+        lookup); each request gets its own copy to hand to plugins."""
+        known = self._entities.get((kind, item.name))
+        if known is None:
+            known = self._entities[(kind, item.name)] = entity(kind, item)
+        return dict(known)
 
     async def buffered(self, scope: Scope, ex: Exchange, match: Match) -> None:
         tries = 1 + max(0, match.service.retries)
@@ -178,30 +193,54 @@ class Gateway:
             return
 
     async def stream(
-        self, scope: Scope, body: Body, send: Any, match: Match, seen: dict[bytes, str]
-    ) -> None:
-        has_body = seen.get(b"content-length") not in (None, "0") or seen.get(b"transfer-encoding")
-        content = body.chunks() if has_body else b""
+        self,
+        scope: Scope,
+        body: Body,
+        send: Any,
+        match: Match,
+        seen: dict[bytes, str],
+        content: bytes | None = None,
+    ) -> int:
+        """Proxies with the answer streamed; the request body too, unless already read
+        (`content`: then a connection failure is retried, as `buffered` does). Returns the
+        status sent."""
+        sent: Any = content
+        tries = 1 + max(0, match.service.retries) if content is not None else 1
+        if content is None:
+            has_body = seen.get(b"content-length") not in (None, "0") or seen.get(
+                b"transfer-encoding"
+            )
+            sent = body.chunks() if has_body else b""
         started = False
-        try:
-            async with self.forward(scope, match, content) as response:
-                headers = _forwardable(response.raw_headers)
-                start = {"type": "http.response.start", "status": response.status}
-                await send({**start, "headers": [(k.encode(), v.encode()) for k, v in headers]})
-                started = True
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-        except (aiohttp.ClientError, TimeoutError, TooLarge) as exc:
-            if started:
-                raise  # mid-body: all a proxy can do is drop the connection
-            if body.exceeded:  # aiohttp wraps what the body iterator raised
-                # The upstream got a request cut off before its end, never a whole one.
-                log.info("gateway: request body over %d bytes refused", self.body_limit)
-                await _send(send, *too_large(self.body_limit))
-                return
-            status, _, failure = _failure(exc, match)
-            await _answer(send, status, failure)
+        for attempt in range(tries):
+            try:
+                async with self.forward(scope, match, sent) as response:
+                    headers = [
+                        (k.encode(), v.encode()) for k, v in _forwardable(response.raw_headers)
+                    ]
+                    start = {"type": "http.response.start", "status": response.status}
+                    await send({**start, "headers": headers})
+                    started = True
+                    async for chunk in response.content.iter_any():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b""})
+                    return int(response.status)
+            except aiohttp.ClientConnectorError as exc:
+                if attempt + 1 < tries:
+                    continue  # nothing reached the upstream: the next try is safe
+                failure: Exception = exc
+            except (aiohttp.ClientError, TimeoutError, TooLarge) as exc:
+                if started:
+                    raise  # mid-body: all a proxy can do is drop the connection
+                if body.exceeded:  # aiohttp wraps what the body iterator raised
+                    # The upstream got a request cut off before its end, never a whole one.
+                    log.info("gateway: request body over %d bytes refused", self.body_limit)
+                    await _send(send, *too_large(self.body_limit))
+                    return 413
+                failure = exc
+        status, _, problem = _failure(failure, match)
+        await _answer(send, status, problem)
+        return status
 
     def forward(self, scope: Scope, match: Match, content: Any) -> Any:
         """The upstream request for `match`, as an aiohttp response context."""

@@ -13,9 +13,11 @@ an error: a failed call returns nil (kong/runloop/plugin_servers/rpc/mp_rpc.lua:
 so results are checked, not caught. The phases are `access` and `response` and cost few
 round trips to Kong (docs/gateway.md, Performance). The same file runs under Kong's
 dedicated plugin server (`python3 idempotency.py --kong-prefix …`, see kong/README.md)
-and under `authgate-gateway serve`. It imports only redis, authgate's Redis connection
-layer (`authgate/redis_client.py`, one file the Kong image ships beside it), and kong-pdk
-when run as a server.
+and under `authgate-gateway serve`, which awaits the phases' `_async` twins on its event
+loop: the same steps, with an asyncio client whose scripts go out pipelined with other
+requests' (one round trip per script, no thread hop). It imports only redis, authgate's
+Redis connection layer (`authgate/redis_client.py`, one file the Kong image ships beside
+it), and kong-pdk when run as a server.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -179,8 +181,19 @@ if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
+# The Redis work a phase asks its host to do: (what, record key, ARGV). "acquire",
+# "complete" and "release" run the script of that name (one round trip each);
+# "acquire+wait" runs ACQUIRE and WAIT on one connection and answers [reply, replicas].
+Op = tuple[str, str, list[Any]]
+# A phase's logic, written once: it yields the Redis work it needs and is sent the reply
+# (or has the error thrown in); `Plugin.run` drives it on Kong's plugin server (blocking
+# client, on kong-pdk's thread), `Plugin.run_async` in serve (asyncio client, on serve's
+# event loop: no thread hop, and nothing blocks the loop).
+Steps = Generator[Op, Any, Any]
+
 _clients: dict[tuple[redis_client.Target, int], redis.Redis] = {}
 _clients_lock = threading.Lock()
+_async_pipelines: dict[tuple[redis_client.Target, int], redis_client.AutoPipeline] = {}
 
 
 def redis_target(config: dict[str, Any]) -> redis_client.Target:
@@ -230,6 +243,19 @@ def _client(target: redis_client.Target, timeout_ms: int) -> Any:
             )
             _clients[(target, timeout_ms)] = client
         return client
+
+
+def _async_pipeline(target: redis_client.Target, timeout_ms: int) -> redis_client.AutoPipeline:
+    """The asyncio twin of `_client`, made on first use in the caller's event loop (serve
+    runs one) and shared by every instance there: each turn of the loop, the scripts of all
+    the requests on it go to Redis as one pipeline. Only serve's `*_async` phases use it."""
+    pipeline = _async_pipelines.get((target, timeout_ms))
+    if pipeline is None:
+        client = redis_client.connect_target(
+            target, timeout=timeout_ms / 1000, blocking=False, decode=False
+        )
+        pipeline = _async_pipelines[(target, timeout_ms)] = redis_client.AutoPipeline(client)
+    return pipeline
 
 
 class NotReplicated(redis.RedisError):  # type: ignore[misc]
@@ -335,21 +361,100 @@ class Plugin:
         if self.wait_replicas and target.topology == "cluster":
             # WAIT counts the writes of its own connection; a cluster pipeline can't carry it.
             raise ValueError("wait_replicas is not supported on a Redis Cluster")
-        self.client = client = _client(target, int(config["redis_timeout_ms"]))
+        self.target, self.timeout_ms = target, int(config["redis_timeout_ms"])
+        self.client = client = _client(target, self.timeout_ms)
         self.acquire = client.register_script(ACQUIRE)
         self.complete = client.register_script(COMPLETE)
         self.release = client.register_script(RELEASE)
+        self.scripts = {"acquire": self.acquire, "complete": self.complete, "release": self.release}
+        self.async_client: Any = None
+        self.pipeline: Any = None
+        self.async_scripts: dict[str, Any] = {}
 
+    # Kong's plugin server calls the phases; serve awaits their `_async` twins, which run
+    # the same steps with the asyncio client (gateway/host.py).
     def access(self, kong: Any) -> None:
+        self.run(self.checked(kong))
+
+    async def access_async(self, kong: Any) -> None:
+        await self.run_async(self.checked(kong))
+
+    def response(self, kong: Any) -> None:
+        self.run(self.recorded(kong))
+
+    async def response_async(self, kong: Any) -> None:
+        await self.run_async(self.recorded(kong))
+
+    def run(self, steps: Steps) -> None:
+        reply, failure = None, None
+        while True:
+            try:
+                op = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration:
+                return
+            try:
+                reply, failure = self.redis(op), None
+            except Exception as exc:
+                reply, failure = None, exc
+
+    async def run_async(self, steps: Steps) -> None:
+        reply, failure = None, None
+        while True:
+            try:
+                op = steps.send(reply) if failure is None else steps.throw(failure)
+            except StopIteration:
+                return
+            try:
+                reply, failure = await self.redis_async(op), None
+            except Exception as exc:
+                reply, failure = None, exc
+
+    def redis(self, op: Op) -> Any:
+        what, record, args = op
+        if what != "acquire+wait":
+            return self.scripts[what](keys=[record], args=args)
+        # One pipeline is one connection, so WAIT counts exactly this script's write.
+        with self.client.pipeline(transaction=False) as pipe:
+            self.acquire(keys=[record], args=args, client=pipe)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            return pipe.execute()
+
+    async def redis_async(self, op: Op) -> Any:
+        if self.async_client is None:  # made in serve's event loop, on first use
+            self.pipeline = _async_pipeline(self.target, self.timeout_ms)
+            self.async_client = client = self.pipeline.client
+            self.async_scripts = {
+                name: client.register_script(code)
+                for name, code in (
+                    ("acquire", ACQUIRE),
+                    ("complete", COMPLETE),
+                    ("release", RELEASE),
+                )
+            }
+        what, record, args = op
+        if what != "acquire+wait":
+            script = self.async_scripts[what]
+            try:
+                # With the other requests' scripts of this turn of the loop, in one pipeline.
+                return await self.pipeline.execute_command("EVALSHA", script.sha, 1, record, *args)
+            except redis.exceptions.NoScriptError:
+                # Redis restarted or was flushed: the script object loads it and runs it.
+                return await script(keys=[record], args=args)
+        async with self.async_client.pipeline(transaction=False) as pipe:
+            await self.async_scripts["acquire"](keys=[record], args=args, client=pipe)
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+            return await pipe.execute()
+
+    def checked(self, kong: Any) -> Steps:
         try:
-            self.check(kong)
+            yield from self.check(kong)
         except Exception:
             # kong-pdk's server answers Kong only when a phase returns: one that raises leaves
             # Kong's call and the server's thread waiting for ever (kong_pdk/server.py).
             logger.exception("idempotency: access failed")
             problem(kong, 500, "internal", "The idempotency check failed; nothing was run.")
 
-    def check(self, kong: Any) -> None:
+    def check(self, kong: Any) -> Steps:
         headers = kong.request.get_headers() or {}
         raw = next((v for h in KEY_HEADERS if (v := first(headers, h)) is not None), None)
         if raw is None:
@@ -377,7 +482,7 @@ class Plugin:
         fp = fingerprint(method, path, query, content_type, pieces(body))
         owner = secrets.token_hex(16)
         try:
-            reply = self.take(record, fp, owner)
+            reply = yield from self.take(record, fp, owner)
         except redis.RedisError as exc:
             self.redis_down(kong, exc)
             return
@@ -394,18 +499,15 @@ class Plugin:
         else:
             self.replay(kong, reply)
 
-    def take(self, record: str, fp: str, owner: str) -> Any:
+    def take(self, record: str, fp: str, owner: str) -> Steps:
         """ACQUIRE's reply; with `wait_replicas`, a key taken but not acknowledged by that
         many replicas in time is released again and NotReplicated raised."""
+        args = [fp, owner, self.lock_ms]
         if not self.wait_replicas:
-            return self.acquire(keys=[record], args=[fp, owner, self.lock_ms])
-        # One pipeline is one connection, so WAIT counts exactly this script's write.
-        with self.client.pipeline(transaction=False) as pipe:
-            self.acquire(keys=[record], args=[fp, owner, self.lock_ms], client=pipe)
-            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
-            reply, acked = pipe.execute()
+            return (yield ("acquire", record, args))
+        reply, acked = yield ("acquire+wait", record, args)
         if _text(reply[0]) == "acquired" and int(acked) < self.wait_replicas:
-            self.release(keys=[record], args=[owner])
+            yield ("release", record, [owner])
             raise NotReplicated(f"{acked} of {self.wait_replicas} replicas acknowledged the key")
         return reply
 
@@ -430,7 +532,7 @@ class Plugin:
             return None
         return bytes(body)
 
-    def response(self, kong: Any) -> None:
+    def recorded(self, kong: Any) -> Steps:
         """Stores the upstream's answer, or frees the key when it must not be kept.
 
         Kong 3.9 runs this phase whenever it buffered the response, also when the upstream
@@ -442,14 +544,14 @@ class Plugin:
             held = kong.ctx.shared.get(CTX_KEY)
             if held:
                 record, owner = str(held).split(" ", 1)
-                self.finish(kong, record, owner)
+                yield from self.finish(kong, record, owner)
         except redis.RedisError as exc:
             # The response still goes out; the lock lapses after lock_seconds.
             logger.error("idempotency: could not record a response: %s", exc)
         except Exception:
             logger.exception("idempotency: response phase failed")
 
-    def finish(self, kong: Any, record: str, owner: str) -> None:
+    def finish(self, kong: Any, record: str, owner: str) -> Steps:
         # One PDK call is one round trip to Kong (docs/gateway.md, Performance): ask only
         # what this answer needs.
         status = int(kong.response.get_status() or 0)
@@ -460,7 +562,7 @@ class Plugin:
         ):
             # The gateway, not the upstream, answered (or 5xx are configured retryable):
             # free the key so a retry can run.
-            self.release(keys=[record], args=[owner])
+            yield ("release", record, [owner])
             return
         body: bytes | str = b""
         if status not in NO_CONTENT:
@@ -476,7 +578,7 @@ class Plugin:
                 if name.lower() in self.replay_headers
             }
         args = [owner, status, json.dumps(kept), body if stored else b"", int(stored)]
-        if not self.complete(keys=[record], args=[*args, self.retention]):
+        if not (yield ("complete", record, [*args, self.retention])):
             logger.warning("idempotency: lock lapsed before the response; not stored")
 
     def replay(self, kong: Any, reply: list[Any]) -> None:

@@ -11,16 +11,20 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from stack.processes import free_port
 
 from ..gateway_harness import CountingUpstream
-from ..harness import TcpProxy
+from ..harness import TcpProxy, _Server
 from ..kong_rpc import PLUGIN, MiniKong, PluginServer, Request
 from ..polling import poll
 from .hosts import Answer, Host, PluginServerHost, ServeHost
@@ -172,6 +176,63 @@ def test_upstream_5xx_is_stored_by_default(host: Host, counting: CountingUpstrea
     replay = post(host, path, b"{}", idem)
     assert replay.status_code == 500 and replay.headers["idempotent-replayed"] == "true"
     assert counting.count(path) == 1
+
+
+def test_scripts_flushed_from_redis_are_loaded_again(
+    host: Host, counting: CountingUpstream, redis_url: str
+) -> None:
+    # A restarted or flushed Redis has none of the plugin's scripts: EVALSHA answers
+    # NOSCRIPT, and the plugin loads the script and runs it (serve's pipelined path too).
+    path, idem = f"/flushed/{key()}", key()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert post(host, f"/warm/{key()}", b"{}", key()).status_code == 201
+        client.script_flush()
+        assert post(host, path, b"{}", idem).status_code == 201  # ACQUIRE, then COMPLETE
+        client.script_flush()
+        replay = post(host, path, b"{}", idem)
+        assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"
+    finally:
+        client.close()
+    assert counting.count(path) == 1
+
+
+class BinaryUpstream(_Server):
+    """Answers 201 with every byte value once: a body that is not UTF-8."""
+
+    BODY = bytes(range(256))
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(201)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(BinaryUpstream.BODY)))
+                self.end_headers()
+                self.wfile.write(BinaryUpstream.BODY)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def test_a_body_that_is_not_utf8_is_replayed_byte_for_byte(host: Host, redis_url: str) -> None:
+    # Both hosts' Redis clients keep replies as bytes (serve's asyncio one too).
+    upstream = BinaryUpstream()
+    try:
+        with host.variant({"redis_url": redis_url}, upstream.url) as gw:
+            path, idem = f"/bytes/{key()}", key()
+            first = post(gw, path, b"{}", idem)
+            replay = post(gw, path, b"{}", idem)
+    finally:
+        upstream.close()
+    assert first.status_code == 201 and first.content == BinaryUpstream.BODY
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.status_code == 201 and replay.content == BinaryUpstream.BODY
 
 
 def test_keys_are_stored_hashed(host: Host, redis_url: str) -> None:
@@ -399,3 +460,54 @@ def test_a_bad_instance_config_fails_at_start(server: PluginServer) -> None:
             "plugin.StartInstance",
             {"Name": "idempotency", "Config": json.dumps({"redis_url": "nope://"})},
         )
+
+
+# `serve`'s own side of the contract: what it does when the plugin unsets buffering.
+
+
+class HeldUpstream(_Server):
+    """Answers with a first chunk, then holds the rest until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self.wfile.write(b"5\r\nfirst\r\n")
+                self.wfile.flush()
+                outer.release.wait(30)
+                self.wfile.write(b"4\r\nlast\r\n0\r\n\r\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        super().__init__(Handler)
+
+
+def test_serve_streams_what_the_plugin_will_not_store(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Without a key the plugin stores nothing and unsets buffering (Kong then streams the
+    # answer): the first chunk reaches the client while the upstream still holds the rest.
+    upstream = HeldUpstream()
+    serve = ServeHost(upstream.url, {"redis_url": redis_url}, tmp_path_factory)
+    try:
+        with (
+            httpx.Client(base_url=serve.process.url, timeout=10) as client,
+            client.stream("POST", "/api/held", content=b"{}") as answer,
+        ):
+            chunks = answer.iter_raw()
+            assert answer.status_code == 200 and next(chunks) == b"first"
+            upstream.release.set()
+            assert b"".join(chunks) == b"last"
+    finally:
+        upstream.release.set()
+        serve.stop()
+        upstream.close()
