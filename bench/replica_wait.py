@@ -22,11 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from authgate import redis_client
+from gateway import plugins
 from issuer.outbox import Outbox
 from issuer.providers import Identity
 from issuer.sessions import Sessions
 from issuer.users import Users
-from plugins.idempotency import Plugin
 from stack.redis_ha import LocalSentinel
 
 
@@ -51,7 +51,8 @@ async def _endings(url: str, replicas: int, count: int) -> list[float]:
 
 def _acquires(url: str, replicas: int, count: int) -> list[float]:
     """Milliseconds each of `count` first takes of a new key took in the plugin."""
-    plugin = Plugin({"redis_url": url, "wait_replicas": replicas, "wait_timeout_ms": 1000})
+    config = {"redis_url": url, "wait_replicas": replicas, "wait_timeout_ms": 1000}
+    plugin = plugins.find("idempotency").cls(config)  # as serve loads it
     took = []
     for _ in range(count):
         record = f"authgate:idem:{{bench}}:{secrets.token_hex(8)}"
