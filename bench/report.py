@@ -45,6 +45,9 @@ RATIOS: tuple[tuple[str, str, str, str, str, float], ...] = (
     ("c/u  own server vs under uvicorn", "c", "u", "rps", "", 0),
     ("u/o  req per CPU-s, uvicorn vs oauth2-proxy", "u", "o", "cpu", "", 0),
     ("w/c  2 workers vs 1", "w", "c", "rps", "", 0),
+    ("n/a  nginx auth process vs nginx floor", "n", "a", "rps", "", 0),
+    ("c/n  cached path vs nginx auth process", "c", "n", "rps", "", 0),
+    ("b/n  bare uvicorn app vs nginx auth process", "b", "n", "rps", "", 0),
 )
 
 

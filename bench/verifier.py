@@ -5,6 +5,8 @@ side in one run, with the peer people pick instead (oauth2-proxy) and the floors
 
 (a) nginx's floor: auth_request to an internal `return 204`
 (b) the Python floor: a raw ASGI app answering 204, under uvicorn
+(n) a second nginx (one worker) as the auth process, answering 204: the ceiling any auth
+    process behind the same nginx can reach
 (c) the verifier, cached session, bearer token (its own server, verifier/server.py)
 (k) the verifier, cached session, session cookie
 (u) the verifier under uvicorn (`--server uvicorn`), cached session, bearer
@@ -42,7 +44,7 @@ from authgate import redis_client
 from issuer.records import write_session
 from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack import services
-from stack.nginx import Nginx
+from stack.nginx import Nginx, nginx_binary
 from stack.processes import Child, free_port, listening, run_stoppable
 from stack.services import LocalRedis
 
@@ -236,7 +238,29 @@ def prepare(work: Path, redis_url: str, duration: int, want_oauth2_proxy: bool) 
     return setup
 
 
-ALL_TARGETS = "abckuwdeor"
+ALL_TARGETS = "abnckuwdeor"
+
+#: Target (n): a second nginx, one worker, answering every subrequest 204 over HTTP: the
+#: cheapest auth process there can be, so what it reaches is the ceiling for any of them.
+NGINX_204 = """worker_processes 1;
+daemon off;
+pid PREFIX/nginx.pid;
+error_log PREFIX/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path PREFIX/client_body;
+    proxy_temp_path PREFIX/proxy;
+    fastcgi_temp_path PREFIX/fastcgi;
+    uwsgi_temp_path PREFIX/uwsgi;
+    scgi_temp_path PREFIX/scgi;
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:PORT;
+        location / { return 204; }
+    }
+}
+"""
 
 
 def targets(setup: Setup, chosen: str) -> list[Target]:
@@ -250,12 +274,20 @@ def targets(setup: Setup, chosen: str) -> list[Target]:
     def fixed(args: list[str]) -> Callable[[int], list[str]]:
         return lambda port: args
 
+    def nginx_204(port: int) -> list[str]:
+        prefix = setup.work / "nginx-204"
+        prefix.mkdir(exist_ok=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(NGINX_204.replace("PREFIX", str(prefix)).replace("PORT", str(port)))
+        return [nginx_binary(), "-p", str(prefix), "-c", str(conf)]
+
     hot = fixed(setup.hot())
     cookie = fixed(["-H", f"Cookie: __Host-authgate_session={setup.token()}"])
     env = setup.verifier_env
     every = [
         Target("a", "nginx floor (return 204)", None, "/floor/ok.txt", hot),
         Target("b", "raw ASGI 204 (uvicorn)", uvicorn("bench.raw_asgi:app"), "/ok.txt", hot),
+        Target("n", "nginx as the auth process (204)", nginx_204, "/ok.txt", hot),
         Target("c", "verifier, cached, bearer", verifier(), "/ok.txt", hot, env),
         Target("k", "verifier, cached, cookie", verifier(), "/ok.txt", cookie, env),
         Target("u", "verifier under uvicorn, bearer", verifier("--server", "uvicorn"),
