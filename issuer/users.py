@@ -123,20 +123,20 @@ class Users:
                   "identities": ref, "email_verified": "1"}  # fmt: skip
         data = {"provider": identity.provider, "email": email, "name": name}
         for _ in range(ATTEMPTS):
-            user, created = await self._sign_up(keyspace.identity(ref), shard_of(ref), fields, data)
-            if created:
-                return user, True
-            flat = await self._profile(keys=[keyspace.user(user.id)], args=[email, name])
+            uid, new = await self._sign_up(keyspace.identity(ref), shard_of(ref), fields, data)
+            if new is not None:
+                return new, True
+            flat = await self._profile(keys=[keyspace.user(uid)], args=[email, name])
             if flat:
-                return _user(user.id, dict(zip(flat[::2], flat[1::2], strict=True))), False
-            await self._drop_index(keyspace.identity(ref), user.id)
+                return _user(uid, dict(zip(flat[::2], flat[1::2], strict=True))), False
+            await self._drop_index(keyspace.identity(ref), uid)
         raise RuntimeError(f"the index of {ref} kept pointing at deleted users")
 
     async def _sign_up(
         self, index: str, shard: str, fields: dict[str, str], data: dict[str, str]
-    ) -> tuple[User, bool]:
-        """The user `index` (in `shard`) points at (only its id is filled in), or a new
-        one with `fields`, created beside the index; (user, created)."""
+    ) -> tuple[str, User | None]:
+        """The id of the user `index` (in `shard`) points at, or of a new one made of
+        `fields`, created beside the index; (id, the new user or None)."""
         uid = keyspace.draw(shard, new_id)
         now = time.time()
         event = self._outbox.event(USER_CREATED, uid, {"user_id": uid, **data})
@@ -147,9 +147,9 @@ class Users:
             args=[uid, event["routing_key"], event["event"], *flat],
         )
         if not int(created):
-            return User(found, "", "", frozenset(), "", 0.0, ()), False
+            return found, None
         await self._redis.zadd(keyspace.USERS, {uid: now})
-        return _user(uid, fields), True
+        return uid, _user(uid, fields)
 
     async def _drop_index(self, index: str, uid: str) -> None:
         await self._release(keys=[index], args=[uid])
@@ -253,12 +253,12 @@ class Users:
         data = {"provider": "local", "email": email, "name": name}
         index = keyspace.local(email)
         for _ in range(ATTEMPTS):
-            user, created = await self._sign_up(index, shard_of(email.lower()), fields, data)
-            if created:
-                return user
-            if await self.get(user.id) is not None:
+            uid, new = await self._sign_up(index, shard_of(email.lower()), fields, data)
+            if new is not None:
+                return new
+            if await self.get(uid) is not None:
                 return None
-            await self._drop_index(index, user.id)
+            await self._drop_index(index, uid)
         raise Conflict("the address kept pointing at removed accounts: try again")
 
     async def local_owner(self, email: str) -> str | None:
