@@ -1,6 +1,6 @@
 """Session records from Redis, cached in-process while subscribed to session events.
 
-A session is alive iff `authgate:session:{sid}` exists (DESIGN.md). Records are cached
+A session is alive iff its hash, `contract.session_key(sid)`, exists (DESIGN.md). Records are cached
 only while this process holds a live subscription to `authgate:session-events`: a message
 drops its sid; losing the subscription drops the whole cache and stops caching until the
 subscription is back. A fetch that raced with an event for its sid is used once and not
