@@ -40,8 +40,7 @@ async def write_session(redis: aioredis.Redis, sid: str, **record: Any) -> None:
     one key, so it runs on every topology, a Cluster included (a MULTI pipeline may not
     carry PUBLISH there)."""
     key, fields, ttl_ms = session_record(sid, **record)
-    flat = [item for pair in fields.items() for item in pair]
-    await redis.eval(WRITE_SCRIPT, 1, key, SESSION_EVENTS_CHANNEL, sid, ttl_ms, *flat)
+    await redis.eval(WRITE_SCRIPT, 1, key, SESSION_EVENTS_CHANNEL, sid, ttl_ms, *flat(fields))
 
 
 def session_record(
@@ -74,3 +73,8 @@ async def end_session(redis: aioredis.Redis, sid: str) -> None:
     """Delete session `sid` and announce it: verifiers refuse it from then on. One script
     on one key, as `write_session`."""
     await redis.eval(END_SCRIPT, 1, session_key(sid), SESSION_EVENTS_CHANNEL, sid)
+
+
+def flat(fields: Mapping[str, str]) -> list[str]:
+    """`fields` as a script's arguments: field, value, field, value, …"""
+    return [item for pair in fields.items() for item in pair]

@@ -38,7 +38,7 @@ from authgate.contract import (
 
 from . import keyspace
 from .outbox import LOGGED_OUT, LOGIN_SUCCEEDED, SESSION_REVOKED, Outbox, stream_of
-from .records import session_record
+from .records import flat, session_record
 from .signing import new_session_id
 from .users import ACTIVE, User
 
@@ -189,12 +189,10 @@ class Sessions:
         `credential`, when given), with `event` queued; False when not."""
         expected = {"status": ACTIVE, **(expect or {})}
         routing, body = (event["routing_key"], event["event"]) if event else ("", "")
-        flat = [item for pair in fields.items() for item in pair]
         started = await self._start(
             keys=[session_key(sid), owner_key, index_key, stream_of(owner)],
             args=[SESSION_EVENTS_CHANNEL, sid, int(ttl * 1000), index_ttl, credential, routing,
-                  body, len(expected), *(item for pair in expected.items() for item in pair),
-                  *flat],
+                  body, len(expected), *flat(expected), *flat(fields)],
         )  # fmt: skip
         return bool(int(started))
 
@@ -237,10 +235,10 @@ class Sessions:
     ) -> None:
         """Delete session `sid` of `owner`, take it out of the index at `index_key`, queue
         `events`, and announce it: verifiers refuse it from then on."""
-        flat = [item for event in events for item in (event["routing_key"], event["event"])]
+        queued = [item for event in events for item in (event["routing_key"], event["event"])]
         await self._replicated(
             self._end, [session_key(sid), index_key, stream_of(owner)],
-            [SESSION_EVENTS_CHANNEL, sid, *flat],
+            [SESSION_EVENTS_CHANNEL, sid, *queued],
         )  # fmt: skip
 
     async def end_all(self, uid: str, reason: str) -> int:
@@ -260,11 +258,9 @@ class Sessions:
             SESSION_FIELD_EMAIL: user.session_email,
             SESSION_FIELD_NAME: user.name,
         }
-        flat = [item for pair in profile.items() for item in pair]
         for sid in await self._redis.smembers(index):
-            rewritten = await self._replicated(
-                self._rewrite, [session_key(sid)], [SESSION_EVENTS_CHANNEL, sid, user.id, *flat]
-            )
+            args = [SESSION_EVENTS_CHANNEL, sid, user.id, *flat(profile)]
+            rewritten = await self._replicated(self._rewrite, [session_key(sid)], args)
             if not int(rewritten):  # ended meanwhile: never write it back
                 await self._redis.srem(index, sid)
 

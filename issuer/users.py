@@ -29,6 +29,7 @@ from . import keyspace
 from .errors import Conflict
 from .outbox import PLATFORM_CONNECTED, USER_CREATED, USER_DELETED, USER_UPDATED, Outbox, stream_of
 from .providers import Identity
+from .records import flat
 
 ACTIVE, SUSPENDED = "active", "suspended"
 #: Tries of a sign-up that keeps meeting an index left by a deleted user.
@@ -126,9 +127,9 @@ class Users:
             uid, new = await self._sign_up(keyspace.identity(ref), shard_of(ref), fields, data)
             if new is not None:
                 return new, True
-            flat = await self._profile(keys=[keyspace.user(uid)], args=[email, name])
-            if flat:
-                return _user(uid, dict(zip(flat[::2], flat[1::2], strict=True))), False
+            stored = await self._profile(keys=[keyspace.user(uid)], args=[email, name])
+            if stored:
+                return _user(uid, dict(zip(stored[::2], stored[1::2], strict=True))), False
             await self._drop_index(keyspace.identity(ref), uid)
         raise RuntimeError(f"the index of {ref} kept pointing at deleted users")
 
@@ -141,10 +142,9 @@ class Users:
         now = time.time()
         event = self._outbox.event(USER_CREATED, uid, {"user_id": uid, **data})
         fields = {**fields, "created": str(now)}
-        flat = [item for pair in fields.items() for item in pair]
         found, created = await self._find_or_create(
             keys=[index, keyspace.user(uid), stream_of(uid)],
-            args=[uid, event["routing_key"], event["event"], *flat],
+            args=[uid, event["routing_key"], event["event"], *flat(fields)],
         )
         if not int(created):
             return found, None
