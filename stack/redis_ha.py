@@ -1,8 +1,9 @@
 """Highly available Redis on one machine: a Sentinel setup and a Cluster, made of private
 `redis-server` processes on loopback ports with their files in a directory of their own.
 
-The tests start each once per session (tests/redis_ha.py) to prove the verifier on both
-topologies and through their failovers; nothing here is started on a default port.
+The tests start each once per session (tests/conftest.py) to prove the services on both
+topologies and through their failovers, and `--redis-topology` runs the whole suite on
+either; nothing here is started on a default port.
 """
 
 from __future__ import annotations
@@ -158,12 +159,13 @@ def _covers(part: str, slot: int) -> bool:
 
 
 class LocalCluster:
-    """`masters` masters with one replica each, slots spread by `redis-cli --cluster`."""
+    """`masters` masters with `replicas` replicas each, slots spread by `redis-cli --cluster`."""
 
-    def __init__(self, workdir: Path, masters: int = 3) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, replicas: int = 1) -> None:
         self.workdir = workdir
-        self.ports = _cluster_ports(masters * 2)
+        self.ports = _cluster_ports(masters * (1 + replicas))
         self.masters = masters
+        self.replicas = replicas
         self.servers: dict[int, Child] = {}
         self.started_in = 0.0
 
@@ -185,7 +187,7 @@ class LocalCluster:
             child.wait_until(lambda p=port: _ping(p), "redis-server (cluster)", 20)  # type: ignore[misc]
         nodes = [f"127.0.0.1:{port}" for port in self.ports]
         create = [_binary("redis-cli"), "--cluster", "create", *nodes,
-                  "--cluster-replicas", "1", "--cluster-yes"]  # fmt: skip
+                  "--cluster-replicas", str(self.replicas), "--cluster-yes"]  # fmt: skip
         done = subprocess.run(create, capture_output=True, text=True, timeout=60, check=False)
         if done.returncode != 0:
             raise StartFailed("redis-cli --cluster create failed", done.stdout + done.stderr)

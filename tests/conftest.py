@@ -9,7 +9,7 @@ no state needs resetting between tests.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -27,11 +27,59 @@ from .backends import backend
 from .harness import EchoUpstream, JwksServer, Sessions, VerifierProcess, verifier_env
 from .social import social  # noqa: F401 - a fixture, shared by the issuer tests
 
+TOPOLOGIES = ("standalone", "sentinel", "cluster")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-topology", choices=TOPOLOGIES, default="standalone",
+        help="the Redis the behaviour suite runs on: standalone (found or started by "
+        "tests/backends.py), or the session's own Sentinel or Cluster",
+    )  # fmt: skip
+
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def standalone_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One Redis server, whatever the topology the suite runs on: for the tests whose method
+    needs a single server (a TCP proxy cut in front of it, scripts recorded on one
+    server, CLIENT ID, databases by number)."""
     with backend("redis", tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis the behaviour suite runs on (`--redis-topology`)."""
+    topology = request.config.getoption("--redis-topology")
+    if topology == "standalone":
+        return str(request.getfixturevalue("standalone_redis_url"))
+    return str(request.getfixturevalue(f"redis_{topology}").url)
+
+
+@pytest.fixture(scope="session")
+def private_redis(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[int], str]]:
+    """`private_redis(n)`: a Redis of the suite's topology that none of the session's other
+    services write to (tests running relays of their own need streams no other relay
+    reads). Database `n` of the suite's Redis; a Cluster has only database 0, so there it
+    is a small Cluster of its own per `n` (3 masters, no replicas), started on first use."""
+    if request.config.getoption("--redis-topology") != "cluster":
+        yield lambda n: redis_url.rsplit("/", 1)[0] + f"/{n}"
+        return
+    spares: dict[int, LocalCluster] = {}
+
+    def spare(n: int) -> str:
+        if n not in spares:
+            spares[n] = LocalCluster(tmp_path_factory.mktemp(f"redis-cluster-{n}"), replicas=0)
+            spares[n].start()
+        return spares[n].url
+
+    try:
+        yield spare
+    finally:
+        for cluster in spares.values():
+            cluster.stop()
 
 
 @pytest.fixture(scope="session")

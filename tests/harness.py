@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+import redis.cluster
 
 from authgate import redis_client
+from authgate.contract import session_key
 from issuer.records import end_session, write_session
 from issuer.signing import SigningKey, access_token_claims, jwks, new_session_id
 from stack.processes import free_port, wait_for_port
@@ -247,6 +250,28 @@ class Sessions:
 
     def end(self, sid: str) -> None:
         self._run(end_session, sid)
+
+    def forget(self, sid: str) -> None:
+        """Delete the session's record with no event published, as if the event was lost."""
+
+        async def delete(client: Any, sid: str) -> None:
+            await client.delete(session_key(sid))
+
+        self._run(delete, sid)
+
+    def cut_subscriptions(self) -> None:
+        """CLIENT KILL TYPE pubsub wherever a subscriber may be connected: the one server,
+        a Sentinel's master, every node of a Cluster."""
+        client = redis_client.connect_blocking(self.redis_url, timeout=5)
+        try:
+            if isinstance(client, redis.cluster.RedisCluster):
+                client.execute_command(
+                    "CLIENT", "KILL", "TYPE", "pubsub", target_nodes=client.ALL_NODES
+                )
+            else:
+                client.client_kill_filter(_type="pubsub")
+        finally:
+            client.close()
 
 
 def mint(key: SigningKey, session: str, subject: str = "user-1", /, **claims: Any) -> str:

@@ -16,11 +16,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import redis
 
+from authgate import redis_client
 from stack.processes import free_port
 
 from ..gateway_harness import CountingUpstream
@@ -184,7 +185,7 @@ def test_scripts_flushed_from_redis_are_loaded_again(
     # A restarted or flushed Redis has none of the plugin's scripts: EVALSHA answers
     # NOSCRIPT, and the plugin loads the script and runs it (serve's pipelined path too).
     path, idem = f"/flushed/{key()}", key()
-    client = redis.Redis.from_url(redis_url)
+    client = redis_client.connect_blocking(redis_url)  # on a Cluster, flushes every master
     try:
         assert post(host, f"/warm/{key()}", b"{}", key()).status_code == 201
         client.script_flush()
@@ -238,9 +239,14 @@ def test_a_body_that_is_not_utf8_is_replayed_byte_for_byte(host: Host, redis_url
 def test_keys_are_stored_hashed(host: Host, redis_url: str) -> None:
     idem = key()
     post(host, f"/h/{key()}", b"{}", idem, user="carol-secret-id")
-    client = redis.Redis.from_url(redis_url)
+    # Stored bodies are bytes as they came; on a Cluster, the scan covers every master.
+    client = redis_client.connect_target(
+        redis_client.parse(redis_url), timeout=5, blocking=True, decode=False
+    )
     try:
-        for name in client.scan_iter("authgate:idem:*", count=1000):
+        names = list(client.scan_iter("authgate:idem:*", count=1000))
+        assert names  # the request above stored its key
+        for name in names:
             assert idem.encode() not in name and b"carol" not in name
             assert b"carol" not in b"".join(client.hgetall(name).keys())
     finally:
@@ -260,9 +266,12 @@ def test_required_and_5xx_release(host: Host, counting: CountingUpstream, redis_
 
 @pytest.mark.parametrize("fail_open", [False, True])
 def test_redis_unreachable(
-    fail_open: bool, host: Host, counting: CountingUpstream, redis_url: str
+    fail_open: bool, host: Host, counting: CountingUpstream, standalone_redis_url: str
 ) -> None:
-    proxy = TcpProxy("127.0.0.1", int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    # A TCP proxy cut in front of one server, whatever the suite's topology (the plugin on
+    # a Sentinel and a Cluster: tests/gateway/test_idempotency_topologies.py).
+    server = urlsplit(standalone_redis_url)
+    proxy = TcpProxy(server.hostname or "127.0.0.1", server.port or 6379)
     plugin = {"redis_url": f"redis://127.0.0.1:{proxy.port}/0", "fail_open": fail_open}
     try:
         with host.variant(plugin) as gw:

@@ -35,15 +35,11 @@ from stack.rabbitmq_cluster import RabbitMQCluster
 
 from ..conftest import figure
 
-#: A Redis database of its own: the session's issuers run relays on others.
+#: A Redis of its own (`private_redis`): the session's issuers run relays on others.
 CLUSTER_DB = 12
 EVENTS = 1000
 #: Written every 20 ms while the node is killed, until the relay publishes again.
 WRITTEN_PER_TICK = 10
-
-
-def _db(redis_url: str) -> str:
-    return redis_url.rsplit("/", 1)[0] + f"/{CLUSTER_DB}"
 
 
 async def _until(done: Callable[[], bool], within: float, what: str) -> float:
@@ -177,14 +173,16 @@ async def _delete(url: str, queues: list[str]) -> None:
 
 
 def test_the_relay_loses_nothing_when_its_node_is_killed(
-    rabbitmq_cluster: RabbitMQCluster, redis_url: str, pytestconfig: pytest.Config
+    rabbitmq_cluster: RabbitMQCluster,
+    private_redis: Callable[[int], str],
+    pytestconfig: pytest.Config,
 ) -> None:
     rabbitmq_cluster.heal()
     urls = rabbitmq_cluster.urls
     exchange, queue = f"t-cluster-{secrets.token_hex(4)}", f"t-cluster-{secrets.token_hex(4)}"
 
     async def main() -> dict[str, float]:
-        redis = redis_client.connect(_db(redis_url))
+        redis = redis_client.connect(private_redis(CLUSTER_DB))
         streams = [keyspace.outbox(shard) for shard in keyspace.ALL_SHARDS]
         await redis.delete(*streams)
         outbox = Outbox("urn:test:cluster")
@@ -280,7 +278,9 @@ def json_id(fields: dict[str, str]) -> str:
 
 
 def test_the_lifecycle_consumer_resumes_on_another_node(
-    rabbitmq_cluster: RabbitMQCluster, redis_url: str, pytestconfig: pytest.Config
+    rabbitmq_cluster: RabbitMQCluster,
+    private_redis: Callable[[int], str],
+    pytestconfig: pytest.Config,
 ) -> None:
     rabbitmq_cluster.heal()
     n0, n1, n2 = rabbitmq_cluster.urls
@@ -292,7 +292,7 @@ def test_the_lifecycle_consumer_resumes_on_another_node(
         return True
 
     async def main() -> dict[str, float]:
-        redis = redis_client.connect(_db(redis_url))
+        redis = redis_client.connect(private_redis(CLUSTER_DB))
         # Node 1 first in its list: that is the node it connects to, and the one killed.
         consumer = LifecycleConsumer(
             redis, f"{n1},{n0},{n2}", exchange=exchange, routing_keys=("user.deleted",),

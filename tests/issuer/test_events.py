@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 
+from authgate import redis_client
 from issuer import keyspace
 from issuer.api import SESSION_GRANT
 from issuer.outbox import stream_of
@@ -39,7 +39,7 @@ from ..identity import IssuerProcess, social_providers_yaml
 from ..polling import poll, wait_until
 from ..social import APP, CLIENT_ID, GITHUB_USER, KAKAO_USER, SECRET, Social, browser, login, me
 
-#: A Redis database of their own: other issuers in the session run relays on db 0.
+#: A Redis of their own (`private_redis`): other issuers in the session run relays.
 EVENTS_DB = 3
 
 
@@ -54,16 +54,15 @@ class Events:
     amqp_url: str
 
 
-def _db(redis_url: str, db: int) -> str:
-    return redis_url.rsplit("/", 1)[0] + f"/{db}"
-
-
 @pytest.fixture(scope="module")
 def events(
-    redis_url: str, amqp_url: str, logs: Path, tmp_path_factory: pytest.TempPathFactory
+    private_redis: Callable[[int], str],
+    amqp_url: str,
+    logs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Events]:
-    url = _db(redis_url, EVENTS_DB)
-    client = redis.Redis.from_url(url, decode_responses=True)
+    url = private_redis(EVENTS_DB)
+    client = redis_client.connect_blocking(url)
     client.delete(*map(keyspace.outbox, keyspace.ALL_SHARDS))
     client.delete(*map(keyspace.unroutable, keyspace.ALL_SHARDS))
     run = secrets.token_hex(4)
@@ -342,12 +341,14 @@ def test_rabbitmq_outage_loses_nothing(events: Events) -> None:
     )
 
 
-def test_relay_killed_mid_publish_is_taken_over(events: Events, logs: Path) -> None:
+def test_relay_killed_mid_publish_is_taken_over(
+    events: Events, logs: Path, private_redis: Callable[[int], str]
+) -> None:
     """A relay of its own reads events, publishes into a hung connection and is SIGKILLed;
     another relay takes its pending entries over and publishes them."""
     social = events.social
-    extra_db = _db(events.redis_url, EVENTS_DB + 1)
-    client = redis.Redis.from_url(extra_db, decode_responses=True)
+    extra_db = private_redis(EVENTS_DB + 1)
+    client = redis_client.connect_blocking(extra_db)
     subject = f"relay-test-{uuid.uuid4().hex[:8]}"
     stream = stream_of(subject)
     client.delete(stream)

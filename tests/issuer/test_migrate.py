@@ -23,7 +23,9 @@ from issuer.sessions import Sessions
 from issuer.tokens import Tokens, TokenSettings
 from issuer.users import Users
 
-MIGRATE_DB = 13  # this test's own database: emptied first
+#: This test's own database, emptied first, of one server whatever the suite's topology:
+#: the old layout lived on standalone or Sentinel, and the command refuses a Cluster.
+MIGRATE_DB = 13
 UID, SID, CID = (
     "oldUser_0123456789abcd",
     "oldSession-0123456789abcdefghijklmnopqrstu",
@@ -64,8 +66,8 @@ def _migrate(url: str, *flags: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
 
 
-def test_old_keys_are_carried_over_and_work(redis_url: str, tmp_path: Path) -> None:
-    url = redis_url.rsplit("/", 1)[0] + f"/{MIGRATE_DB}"
+def test_old_keys_are_carried_over_and_work(standalone_redis_url: str, tmp_path: Path) -> None:
+    url = standalone_redis_url.rsplit("/", 1)[0] + f"/{MIGRATE_DB}"
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushdb()
     _old_layout(r)
@@ -104,8 +106,8 @@ def test_old_keys_are_carried_over_and_work(redis_url: str, tmp_path: Path) -> N
     r.close()
 
 
-def test_sessions_can_be_ended_instead_and_a_cluster_is_refused(redis_url: str) -> None:
-    url = redis_url.rsplit("/", 1)[0] + f"/{MIGRATE_DB}"
+def test_sessions_can_be_ended_instead_and_a_cluster_is_refused(standalone_redis_url: str) -> None:
+    url = standalone_redis_url.rsplit("/", 1)[0] + f"/{MIGRATE_DB}"
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushdb()
     _old_layout(r)

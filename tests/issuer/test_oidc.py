@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-import redis
 
+from authgate import redis_client
 from stack.nginx import NGINX_DIR, Nginx
 from stack.processes import free_port
 
@@ -149,7 +149,7 @@ def test_authorization_response_iss_must_be_the_providers(stack: Stack) -> None:
 
 
 def test_missing_pkce_verifier_is_refused_by_the_provider(stack: Stack, redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.connect_blocking(redis_url)
     with browser() as http:
         handoff = log_in(stack, http, "dave", stop_at=f"{stack.issuer.url}/callback/")
         state = parse_qs(urlsplit(handoff.headers["location"]).query)["state"][0]

@@ -11,6 +11,7 @@ from unittest import mock
 import httpx
 import redis.asyncio as aioredis
 
+from authgate import redis_client
 from authgate.contract import session_key
 from issuer import keyspace
 from issuer.api import SESSION_GRANT
@@ -23,7 +24,7 @@ from ..social import KAKAO_USER, Social, browser, login, me
 
 
 def _stores(redis_url: str) -> tuple[aioredis.Redis, Users, Sessions]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = redis_client.connect(redis_url)
     outbox = Outbox("https://issuer.test")
     return client, Users(client, outbox), Sessions(client, 600, outbox)
 

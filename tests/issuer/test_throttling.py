@@ -12,9 +12,9 @@ from contextlib import closing
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from authgate import redis_client
 from issuer.errors import RateLimited
 from issuer.throttle import Throttle
 
@@ -104,7 +104,7 @@ def test_one_client_guessing_many_accounts_is_slowed(social: Social) -> None:
 
 def test_delays_grow_and_keys_share_a_cluster_slot(redis_url: str) -> None:
     async def main() -> None:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        client = redis_client.connect(redis_url)
         now = [1_000_000.0]
         throttle = Throttle(client, clock=lambda: now[0])
         account = throttle.account_key(fresh_email("grow"))

@@ -95,10 +95,13 @@ def test_redis_down_means_503_for_protected_and_still_204_for_public(
 
 
 def test_redis_outage_then_recovery(
-    jwks_server: JwksServer, redis_url: str, logs: Path, sessions: Sessions,
-    signing_key: SigningKey, verifier_server: str,
+    jwks_server: JwksServer, standalone_redis_url: str, logs: Path, signing_key: SigningKey,
+    verifier_server: str,
 ) -> None:  # fmt: skip
-    target = urlsplit(redis_url)
+    # A TCP proxy cut in front of one server, whatever the suite's topology (a Sentinel's
+    # and a Cluster's master killed: tests/verifier/test_failover.py).
+    sessions = Sessions(standalone_redis_url)
+    target = urlsplit(standalone_redis_url)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
     through = f"redis://127.0.0.1:{proxy.port}{target.path}"
     env = verifier_env(jwks_server.jwks_url, through, AUTHGATE_SERVER=verifier_server)

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
-from authgate.contract import session_key
 from issuer.signing import SigningKey
 
 from ..harness import JwksServer, Sessions, VerifierProcess, mint, verifier_env
@@ -86,25 +84,24 @@ def test_session_expiry_in_redis_ends_the_cached_session(
 
 
 def test_losing_the_subscription_drops_the_cache(
-    verifier: VerifierProcess, sessions: Sessions, signing_key: SigningKey, redis_url: str
+    verifier: VerifierProcess, sessions: Sessions, signing_key: SigningKey
 ) -> None:
     sid = sessions.create("gap")
     auth = {"Authorization": f"Bearer {mint(signing_key, sid, 'gap')}"}
-    client = redis.Redis.from_url(redis_url)
     with httpx.Client() as http:
         assert http.get(verifier.url + "/verify", headers=auth).status_code == 204
         log_before = verifier.log().count("subscription lost")
-        client.client_kill_filter(_type="pubsub")
+        sessions.cut_subscriptions()
         wait_until(lambda: verifier.log().count("subscription lost") > log_before, 5,
                    "loss never noticed", interval=0.01)  # fmt: skip
-        # An event published while unsubscribed is missed; the dropped cache makes the
-        # verifier ask Redis instead of trusting what it had.
-        client.delete(session_key(sid))
+        # An event published while unsubscribed is missed (a session deleted without
+        # one); the dropped cache makes the verifier ask Redis instead of trusting what
+        # it had.
+        sessions.forget(sid)
         assert http.get(verifier.url + "/verify", headers=auth).status_code == 401
         # And it subscribes again by itself.
         wait_until(lambda: b'"session_events": true' in http.get(verifier.url + "/readyz").content,
                    5, "never resubscribed", interval=0.01)  # fmt: skip
-    client.close()
 
 
 def test_every_worker_of_a_multi_worker_verifier_enforces_revocation(
