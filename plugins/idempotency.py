@@ -387,11 +387,7 @@ class Plugin:
 
     def run(self, steps: Steps) -> None:
         reply, failure = None, None
-        while True:
-            try:
-                op = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration:
-                return
+        while (op := _next_op(steps, reply, failure)) is not None:
             try:
                 reply, failure = self.redis(op), None
             except Exception as exc:
@@ -399,11 +395,7 @@ class Plugin:
 
     async def run_async(self, steps: Steps) -> None:
         reply, failure = None, None
-        while True:
-            try:
-                op = steps.send(reply) if failure is None else steps.throw(failure)
-            except StopIteration:
-                return
+        while (op := _next_op(steps, reply, failure)) is not None:
             try:
                 reply, failure = await self.redis_async(op), None
             except Exception as exc:
@@ -615,6 +607,15 @@ class Plugin:
         logger.error("idempotency: Redis unavailable, refusing: %s", exc)
         detail = "Idempotency keys cannot be checked right now; retry later."
         problem(kong, 503, "unavailable", detail, **{"Retry-After": "1"})
+
+
+def _next_op(steps: Steps, reply: Any, failure: Exception | None) -> Op | None:
+    """The Redis work the steps ask for next, given the last one's reply or failure; None
+    once they are done. The one stepping rule of both drivers (`Plugin.run`, `run_async`)."""
+    try:
+        return steps.send(reply) if failure is None else steps.throw(failure)
+    except StopIteration:
+        return None
 
 
 def _text(value: Any) -> str:
