@@ -145,9 +145,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-class Stopped(Exception):
+class Stopped(BaseException):
     """Raised in the main thread when SIGTERM (or SIGHUP) arrives, so that every `with`
-    block unwinds and stops what it started, exactly as for Ctrl-C."""
+    block unwinds and stops what it started, exactly as for Ctrl-C. A BaseException, as
+    KeyboardInterrupt is: code that takes any failure for an answer (`except Exception`
+    in a readiness probe) must not take the stop for one."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
